@@ -1,0 +1,138 @@
+"""The provider interface: what every probe type module implements.
+
+A provider owns its attach-point syntax (the grammar hands it the raw text),
+wildcard expansion, the symbols it adds to a probe (``args``, ``argN``,
+``retval``, ``func``) and, in later stages, program type, attach and detach.
+Adding a probe type means adding one module and listing it in ``registry``.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..diagnostics import Diagnostics, suggest
+from ..frontend.ast import AttachPoint
+from ..kernel.info import KernelInfo
+from ..semantic.types import StructType, Type
+from ..source import Span
+
+
+@dataclass
+class ResolveEnv:
+    """What a provider may consult while resolving attach points."""
+
+    kernel: KernelInfo
+    diags: Diagnostics
+    params: list[str] = field(default_factory=list)   # positional parameters $1..
+    pid: int | None = None
+    unsafe: bool = False
+
+
+@dataclass
+class ResolvedAttach:
+    """One concrete thing to attach to, after wildcard expansion."""
+
+    provider: str                      # canonical provider name
+    target: str                        # canonical full name, e.g. 'tracepoint:sched:sched_switch'
+    span: Span | None = None
+    args: StructType | None = None     # the type of 'args', when the provider has one
+    nargs: int = 0                     # how many argN builtins are valid
+    retval: Type | None = None         # the type of 'retval' in return probes
+    has_func: bool = False             # whether 'func' names something
+    detail: dict[str, Any] = field(default_factory=dict)  # provider-specific parameters
+
+
+class Provider(abc.ABC):
+    """One probe type."""
+
+    name: str = ""
+    aliases: tuple[str, ...] = ()
+    # True for providers whose probes fire once from user space (BEGIN/END)
+    # or per sample/timer, where 'args' means nothing.
+    runs_once: bool = False
+
+    @abc.abstractmethod
+    def resolve(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
+        """Parse ``parts`` (the attach point split on ':'; parts[0] is the
+        provider name as written) and expand it.  Errors go to env.diags and
+        an empty list is returned."""
+
+    # Helpers shared by the provider modules -------------------------------
+    def usage(self) -> str:
+        return f"{self.name}:..."
+
+    def error_form(self, ap: AttachPoint, env: ResolveEnv, problem: str) -> list[ResolvedAttach]:
+        env.diags.error(f"{problem} in '{ap.raw}'", ap.span, hints=[f"the form is {self.usage()}"])
+        return []
+
+
+def split_attach_point(raw: str) -> list[str]:
+    """Split on ':' outside double quotes; quotes are removed
+    (``uprobe:"/a b":f`` → ['uprobe', '/a b', 'f'])."""
+    parts: list[str] = []
+    cur: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(raw):
+        ch = raw[i]
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "\\" and quoted and i + 1 < len(raw):
+            cur.append(raw[i + 1])
+            i += 1
+        elif ch == ":" and not quoted:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+def parse_int(text: str) -> int | None:
+    """An integer in an attach point: decimal, hex, with '_' separators and
+    a k/K/m/M multiplier suffix as bpftrace's attach point parser allows."""
+    t = text.strip().replace("_", "")
+    mult = 1
+    if t[-1:] in ("k", "K"):
+        mult, t = 1000, t[:-1]
+    elif t[-1:] in ("M",):
+        mult, t = 1000_000, t[:-1]
+    try:
+        return int(t, 0) * mult
+    except ValueError:
+        return None
+
+
+def substitute_params(part: str, ap: AttachPoint, env: ResolveEnv) -> str:
+    """Replace positional parameters ($1, $2...) inside an attach point."""
+    if "$" not in part:
+        return part
+    out = []
+    i = 0
+    while i < len(part):
+        if part[i] == "$" and i + 1 < len(part) and part[i + 1].isdigit():
+            j = i + 1
+            while j < len(part) and part[j].isdigit():
+                j += 1
+            n = int(part[i + 1:j])
+            if n == 0 or n > len(env.params):
+                env.diags.error(f"positional parameter ${n} is not set", ap.span,
+                                hints=["pass it after the script: pytrace script.pt ARG..."])
+                out.append("")
+            else:
+                out.append(env.params[n - 1])
+            i = j
+        else:
+            out.append(part[i])
+            i += 1
+    return "".join(out)
+
+
+def not_found(env: ResolveEnv, ap: AttachPoint, what: str, name: str, candidates: list[str],
+              extra_hints: list[str] | None = None) -> list[ResolvedAttach]:
+    env.diags.error(f"{what} not found: {name}", ap.span, hints=suggest(name, candidates) + (extra_hints or []))
+    return []

@@ -1,0 +1,93 @@
+"""uprobe and uretprobe: dynamic probes on user-space functions.
+
+Syntax: ``uprobe:/path/bin:func``, ``uprobe:/path:func+off``,
+``uprobe:/path:0xaddr``, ``uprobe:lib:func`` (a library by short name,
+found where the dynamic loader looks), ``uprobe:bin:func`` (an executable
+found on PATH).  Symbol lookup in the ELF file happens at attach time.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+from ..frontend.ast import AttachPoint
+from ..semantic.types import U64
+from .base import Provider, ResolveEnv, ResolvedAttach, parse_int
+
+# Where glibc's loader looks on Debian x86_64 (ld.so.conf.d/x86_64-linux-gnu.conf).
+LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/local/lib",
+                "/lib64", "/usr/lib64", "/lib", "/usr/lib")
+_SYMBOL = re.compile(r"^[A-Za-z_.*?\[\]$@~][A-Za-z0-9_.*?\[\]$@:<>~,() ]*$")
+
+
+def resolve_binary(name: str, pid: int | None = None) -> str | None:
+    """The file a uprobe target names: a path, a library short name
+    ('libc', 'libc.so.6', 'libssl') or an executable on PATH."""
+    if "/" in name:
+        if pid is not None and not os.path.exists(name):
+            rooted = f"/proc/{pid}/root{name}"
+            if os.path.exists(rooted):
+                return rooted
+        return name if os.path.exists(name) else None
+    base = name if name.startswith("lib") else f"lib{name}"
+    for d in LIBRARY_DIRS:
+        for pattern in (f"{name}", f"{base}.so", f"{base}.so.*", f"{base}-*.so*"):
+            hits = sorted(glob.glob(os.path.join(d, pattern)))
+            files = [h for h in hits if os.path.isfile(h)]
+            if files:
+                return os.path.realpath(files[0])
+    for d in os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":"):
+        cand = os.path.join(d, name)
+        if d and os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+class UprobeProvider(Provider):
+    name = "uprobe"
+    aliases = ("u",)
+    is_return = False
+
+    def usage(self) -> str:
+        return f"{self.name}:/path/to/binary:function (or a library name: {self.name}:libc:malloc)"
+
+    def resolve(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
+        if len(parts) == 2 and env.pid is not None:
+            parts = [parts[0], f"/proc/{env.pid}/exe", parts[1]]
+        if len(parts) == 4 and parts[2] == "cpp":  # uprobe:bin:cpp:Name::func
+            parts = [parts[0], parts[1], parts[3]]
+        if len(parts) != 3 or not parts[1] or not parts[2]:
+            return self.error_form(ap, env, "a binary and a function are needed")
+        binary, sym = parts[1], parts[2]
+        path = resolve_binary(binary, env.pid)
+        if path is None:
+            env.diags.error(f"binary or library not found: {binary}", ap.span,
+                            hints=["give the full path, e.g. uprobe:/usr/bin/bash:readline"])
+            return []
+        offset, address = 0, None
+        if "+" in sym and not sym.startswith("0x"):
+            if self.is_return:
+                return self.error_form(ap, env, "an offset is not allowed in a return probe")
+            sym, off = sym.rsplit("+", 1)
+            value = parse_int(off)
+            if value is None:
+                return self.error_form(ap, env, f"invalid offset '{off}'")
+            offset = value
+        if sym[:1].isdigit():
+            address = parse_int(sym)
+            if address is None:
+                return self.error_form(ap, env, f"invalid address '{sym}'")
+        elif not _SYMBOL.match(sym):
+            return self.error_form(ap, env, f"invalid function name '{sym}'")
+        target = f"{self.name}:{path}:{sym}" + (f"+{offset}" if offset else "")
+        return [ResolvedAttach(self.name, target, ap.span, nargs=0 if self.is_return else 6,
+                               retval=U64 if self.is_return else None, has_func=True,
+                               detail={"path": path, "symbol": sym, "offset": offset, "address": address})]
+
+
+class UretprobeProvider(UprobeProvider):
+    name = "uretprobe"
+    aliases = ("ur",)
+    is_return = True

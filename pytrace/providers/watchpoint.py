@@ -1,0 +1,40 @@
+"""watchpoint and asyncwatchpoint: hardware breakpoints on memory.
+
+Syntax: ``watchpoint:ADDRESS:LENGTH:MODE`` with LENGTH 1, 2, 4 or 8 and MODE
+a combination of r, w, x (x only alone, with length 8 as the kernel wants).
+"""
+
+from __future__ import annotations
+
+from ..frontend.ast import AttachPoint
+from .base import Provider, ResolveEnv, ResolvedAttach, parse_int
+
+
+class WatchpointProvider(Provider):
+    name = "watchpoint"
+    aliases = ("w",)
+
+    def usage(self) -> str:
+        return f"{self.name}:0xADDRESS:LENGTH:MODE (e.g. {self.name}:0x404020:8:w)"
+
+    def resolve(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
+        if len(parts) != 4:
+            return self.error_form(ap, env, "an address, a length and a mode are needed")
+        address = parse_int(parts[1])
+        if address is None:
+            return self.error_form(ap, env, f"invalid address '{parts[1]}'")
+        length = parse_int(parts[2])
+        if length not in (1, 2, 4, 8):
+            return self.error_form(ap, env, f"invalid length '{parts[2]}' (use 1, 2, 4 or 8)")
+        mode = parts[3]
+        if not mode or any(c not in "rwx" for c in mode) or len(set(mode)) != len(mode):
+            return self.error_form(ap, env, f"invalid mode '{mode}' (use r, w, x or rw)")
+        if "x" in mode and len(mode) > 1:
+            return self.error_form(ap, env, "mode 'x' cannot be combined with 'r' or 'w'")
+        return [ResolvedAttach(self.name, f"{self.name}:{address:#x}:{length}:{mode}", ap.span,
+                               detail={"address": address, "length": length, "mode": mode})]
+
+
+class AsyncWatchpointProvider(WatchpointProvider):
+    name = "asyncwatchpoint"
+    aliases = ("aw",)
