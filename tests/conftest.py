@@ -1,0 +1,41 @@
+"""Shared fixtures: a fake kernel built from the tracefs fixture, compile helpers.
+
+Kernel tests (marked ``kernel``) need root and a BPF-capable kernel.  They are
+skipped with a reason only when that is missing; CI runs as root on a kernel
+with BPF, so there they always run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pytrace.diagnostics import Diagnostics
+from pytrace.kernel.info import FakeKernel
+from pytrace.semantic.pipeline import CompileOptions, Compilation, run
+from pytrace.source import SourceFile
+
+DATA = Path(__file__).parent / "data"
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if IS_ROOT:
+        return
+    skip = pytest.mark.skip(reason="kernel test: needs root")
+    for item in items:
+        if "kernel" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def fake_kernel() -> FakeKernel:
+    return FakeKernel(DATA / "tracefs")
+
+
+def compile_text(text: str, kernel, *, name: str = "stdin", **kw) -> tuple[Compilation, Diagnostics]:  # type: ignore[no-untyped-def]
+    diags = Diagnostics()
+    comp = run(SourceFile(name, text), CompileOptions(kernel=kernel, environ={}, **kw), diags)
+    return comp, diags
