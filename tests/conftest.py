@@ -17,7 +17,12 @@ from pytrace.kernel.info import FakeKernel
 from pytrace.semantic.pipeline import CompileOptions, Compilation, run
 from pytrace.source import SourceFile
 
+import sys
+
 DATA = Path(__file__).parent / "data"
+# pipeline.run raises the limit too; doing it up front keeps hypothesis from
+# warning that the limit changed during a test.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
 IS_ROOT = os.geteuid() == 0
 
 

@@ -196,6 +196,7 @@ class Block(Node):
     stmts: list[Stmt]
     # The value of a macro body: a final expression written without ';'.
     result: Expr | None = None
+    depth: int = field(default=1, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(eq=True)

@@ -16,9 +16,10 @@ from ..diagnostics import Diagnostics
 from ..source import SourceFile, Span
 from . import ast
 
-# Past this nesting depth the AST is rejected: later passes walk it
+# Past these nesting depths the AST is rejected: later passes walk it
 # recursively and a deeper tree would exhaust Python's stack.
 MAX_DEPTH = 400
+MAX_BLOCK_DEPTH = 100
 
 _DURATION = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
              "h": 3600 * 10**9, "d": 86400 * 10**9}
@@ -159,10 +160,24 @@ class AstBuilder(Transformer):
 
     # -------------------------------------------------------------- statements
     def block(self, c: list[Any]) -> ast.Block:
-        return ast.Block(self._nodes(c), span=self._span(c))
+        return self._block(c)
 
     def angle_block(self, c: list[Any]) -> ast.Block:
-        return ast.Block(self._nodes(c), span=self._span(c))
+        return self._block(c)
+
+    def _block(self, c: list[Any]) -> ast.Block:
+        stmts = self._nodes(c)
+        block = ast.Block(stmts, span=self._span(c))
+        inner = 0
+        for s in stmts:
+            for child in s.children():
+                if isinstance(child, ast.Block):
+                    inner = max(inner, child.depth)
+        block.depth = inner + 1
+        if block.depth > MAX_BLOCK_DEPTH and not self.too_deep:
+            self.too_deep = True
+            self.diags.error(f"blocks nested too deeply (more than {MAX_BLOCK_DEPTH} levels)", block.span)
+        return block
 
     def block_stmt(self, c: list[Any]) -> ast.BlockStmt:
         return ast.BlockStmt(c[0], span=c[0].span)
@@ -202,7 +217,11 @@ class AstBuilder(Transformer):
         orelse = None
         if len(c) > 3:
             other = c[4]
-            orelse = other if isinstance(other, ast.Block) else ast.Block([other], span=other.span)
+            if isinstance(other, ast.Block):
+                orelse = other
+            else:
+                orelse = ast.Block([other], span=other.span)
+                orelse.depth = 1 + max((b.depth for b in other.children() if isinstance(b, ast.Block)), default=0)
         return ast.If(cond, then, orelse, span=self._span(c))
 
     def unroll_stmt(self, c: list[Any]) -> ast.Unroll:

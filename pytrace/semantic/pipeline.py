@@ -11,6 +11,7 @@ maps with their key and value types, the C types and the configuration.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -86,14 +87,13 @@ def c_items_pass(c: Compilation) -> None:
     from . import cdecl, cpp
     kernel = c.options.kernel
     btf = kernel.btf() if kernel is not None else None
-    predefined = {"__x86_64__": "1", "__linux__": "1", "__BPFTRACE__": "1", "__PYTRACE__": "1"}
-    if btf is not None:
-        predefined["BPFTRACE_HAVE_BTF"] = "1"
-    dirs = list(c.options.include_dirs)
-    if c.source.name not in ("stdin", "<repl>"):
-        dirs = [os.path.dirname(os.path.abspath(c.source.name))] + dirs
-    result = cpp.evaluate(items, predefined=predefined, include_dirs=dirs, diags=c.diags)
-    for name in result.macros:
+    predefined = cpp.default_predefined(btf is not None)
+    result = cpp.evaluate(items, predefined=predefined, include_dirs=list(c.options.include_dirs),
+                          diags=c.diags)
+    # Evaluating every macro of the included headers costs milliseconds;
+    # only the names the script uses are needed.
+    used = {n.name for p in c.program.probes for n in p.walk() if isinstance(n, ast.Ident)}
+    for name in used & set(result.macros):
         value = result.macro_int(name)
         if value is not None:
             c.macros[name] = value
@@ -109,7 +109,7 @@ def c_items_pass(c: Compilation) -> None:
             return btf.type_by_name(f"enum {name}")
         return btf.typedef(name)
 
-    decls = cdecl.parse_definitions(result.active_definitions, resolve, c.diags)
+    decls = cdecl.parse_definitions(result.active_definitions, resolve, c.diags, constants=result.macro_int)
     c.structs.update(decls.structs)
     c.enum_values.update(decls.enum_values)
     c.typedefs.update(decls.typedefs)
@@ -206,6 +206,10 @@ def run(source: SourceFile, options: CompileOptions, diags: Diagnostics, *,
         until: str | None = None) -> Compilation:
     """Run the passes in order, stopping after the first that reports an
     error, or after the pass named ``until``."""
+    # The checker walks the AST recursively; the parser caps nesting (400
+    # expression levels, 100 blocks), which needs more than Python's default.
+    if sys.getrecursionlimit() < 10000:
+        sys.setrecursionlimit(10000)
     c = Compilation(source, options, diags)
     for name, fn in PASSES:
         fn(c)
