@@ -21,6 +21,11 @@ from . import ast
 MAX_DEPTH = 400
 MAX_BLOCK_DEPTH = 100
 
+# C precedence of the binary operators (higher binds tighter).
+BINARY_PRECEDENCE = {
+    "||": 1, "&&": 2, "|": 3, "^": 4, "&": 5, "==": 6, "!=": 6, "<": 7, ">": 7, "<=": 7, ">=": 7,
+    "<<": 8, ">>": 8, "+": 9, "-": 9, "*": 10, "/": 10, "%": 10,
+}
 _DURATION = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
              "h": 3600 * 10**9, "d": 86400 * 10**9}
 _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'",
@@ -246,8 +251,26 @@ class AstBuilder(Transformer):
     def elvis(self, c: list[Any]) -> ast.Expr:
         return self._expr(ast.Ternary(c[0], None, c[3]), c, c[0], c[3])
 
-    def binop(self, c: list[Any]) -> ast.Expr:
-        return self._expr(ast.Binary(str(c[1]), c[0], c[2]), c, c[0], c[2])
+    def binchain(self, c: list[Any]) -> ast.Expr:
+        """'a op b op c ...' to a tree by C precedence (all binary operators
+        are left-associative), by precedence climbing over the flat list."""
+        operands: list[ast.Expr] = c[0::2]
+        ops: list[Token] = c[1::2]
+        pos = 0
+
+        def climb(min_prec: int) -> ast.Expr:
+            nonlocal pos
+            left = operands[pos]
+            while pos < len(ops) and BINARY_PRECEDENCE[ops[pos]] >= min_prec:
+                op = ops[pos]
+                prec = BINARY_PRECEDENCE[op]
+                pos += 1
+                right = climb(prec + 1)
+                node = ast.Binary(str(op), left, right)
+                left = self._expr(node, [left, right], left, right)
+            return left
+
+        return climb(0)
 
     def unop(self, c: list[Any]) -> ast.Expr:
         op, operand = str(c[0]), c[1]

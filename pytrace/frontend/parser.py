@@ -13,13 +13,14 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
+from typing import Any, Iterable
 from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from ..diagnostics import Diagnostics
+from ..diagnostics import Diagnostics, Note
 from ..source import SourceFile, Span
 from . import ast
 from .build import AstBuilder
@@ -102,15 +103,30 @@ class Parser:
                 return program
             except UnexpectedInput as exc:
                 errors += 1
-                pos = self._report(exc, source, diags)
-                if errors >= MAX_SYNTAX_ERRORS:
+                pos = self._report(exc, source, text, diags)
+                if pos is None or errors >= MAX_SYNTAX_ERRORS:
                     return ast.Program(span=Span(source, 0, 0))
                 text = _blank_item(text, pos)
                 if text is None:
                     return ast.Program(span=Span(source, 0, 0))
 
-    def _report(self, exc: UnexpectedInput, source: SourceFile, diags: Diagnostics) -> int:
-        text = source.text
+    def _expected(self, terms: Iterable[str]) -> list[str]:
+        """How a set of expected terminals reads in a hint: the many tokens
+        that can start an expression (or a statement) are named as one."""
+        terms = set(terms)
+        out: set[str] = set()
+        if "IF" in terms and "INTEGER" in terms:
+            out.add("a statement")
+            terms -= _EXPR_START | _STMT_KEYWORDS
+        elif "INTEGER" in terms and len(terms & _EXPR_START) >= 5:
+            out.add("an expression")
+            terms -= _EXPR_START
+        out |= {_describe(t, self.lark) for t in terms}
+        return sorted(out)
+
+    def _report(self, exc: UnexpectedInput, source: SourceFile, text: str, diags: Diagnostics) -> int | None:
+        """Report one syntax error; the offset to resume after, or None when
+        nothing after it can be parsed meaningfully."""
         if isinstance(exc, UnexpectedCharacters):
             pos = exc.pos_in_stream
             ch = text[pos] if pos < len(text) else ""
@@ -118,38 +134,147 @@ class Parser:
                 diags.error("unterminated string", Span(source, pos, _line_end(text, pos)),
                             hints=["close the string with '\"' on the same line"])
             elif ch == "/" and text.startswith("/*", pos):
-                diags.error("unterminated comment", Span(source, pos, pos + 2),
-                            hints=["close the comment with '*/'"])
+                _unterminated_comment(source, pos, diags)
+                return None
+            elif ch.isdigit():
+                m = _NUMBER_LIKE.match(text, pos)
+                end = m.end() if m else pos + 1
+                diags.error(f"invalid integer literal '{text[pos:end]}'", Span(source, pos, end),
+                            hints=["integers are decimal (123), hexadecimal (0x7b) or octal (0173), "
+                                   "optionally with a unit (10ms)"])
             else:
-                expected = sorted({_describe(t, self.lark) for t in exc.allowed})
+                expected = self._expected(exc.allowed or ())
                 msg = f"unexpected character {ch!r}" if ch.isprintable() else f"invalid character {ch!r}"
                 hints = _expect_hint(expected)
-                if exc.allowed and "ATTACH_POINT" in exc.allowed and len(exc.allowed) <= 8:
+                if ch == "'":
+                    hints = ["strings are written in double quotes: \"text\""]
+                elif ch == "$":
+                    hints = ["variables are written $name, positional parameters $1, $2, ..."]
+                elif exc.allowed and "ATTACH_POINT" in exc.allowed and len(exc.allowed) <= 8:
                     hints = ["a probe looks like 'tracepoint:syscalls:sys_enter_openat' or 'BEGIN'"]
                 diags.error(msg, Span(source, pos, pos + 1), hints=hints)
             return pos
         if isinstance(exc, UnexpectedToken):
             tok: Token = exc.token
-            expected = sorted({_describe(t, self.lark) for t in exc.expected})
+            stack = _value_stack(exc)
             if tok.type == "$END":
-                pos = len(text)
-                end = _last_nonspace(text)
-                diags.error("unexpected end of input", Span(source, end, end + 1), hints=_expect_hint(expected))
-                return pos
+                self._report_eof(source, text, exc.expected, stack, diags)
+                return len(text)
             pos = tok.start_pos
-            what = f"'{tok}'" if tok.type not in ("ATTACH_POINT",) else f"'{tok}'"
+            if tok.type == "SLASH" and text.startswith("/*", pos):
+                _unterminated_comment(source, pos, diags)
+                return None
+            expected = self._expected(exc.expected)
             hints = _expect_hint(expected)
-            if str(tok) == ">" and "')'" not in expected and "';'" in expected:
+            span = Span(source, pos, tok.end_pos)
+            top = stack[-1] if stack else None
+            if isinstance(top, ast.Ident) and top.name == "else" and top.span is not None:
+                diags.error("'else' without a matching 'if'", top.span,
+                            hints=["'else' must follow the '}' of an 'if' block"])
+                return pos
+            if tok.type in _CLOSERS and not _open_brackets(stack, tok.type):
+                hints = [f"this '{tok}' has no matching '{_CLOSERS[tok.type]}'"]
+            elif str(tok) == ">" and "')'" not in expected and "';'" in expected:
                 hints = ["statements in a '< ... >' block end with ';' before the closing '>'"]
-            diags.error(f"syntax error: unexpected {what}", Span(source, pos, tok.end_pos), hints=hints)
+            elif (isinstance(top, list) and top and isinstance(top[-1], ast.AttachPoint)
+                  and top[-1].raw in ("struct", "union", "enum", "typedef")):
+                hints = [f"a C {top[-1].raw} definition ends with ';' after its closing '}}'"]
+            elif tok.type in _EXPR_START and (m := _NOT_A_CAST.search(text, 0, pos)) is not None:
+                hints = [f"'{m.group(1)}' is not a type: casts take uint8 ... int64, bool, "
+                         "or a struct, union or enum type"]
+            elif tok.type in _EXPR_START | _STMT_KEYWORDS and "SEMICOLON" in exc.expected:
+                hints = [f"expected ';' before '{tok}'"]
+            elif not hints and (opened := _open_brackets(stack, None)) and opened[-1].type != "LBRACE":
+                closer = _OPENERS[opened[-1].type]
+                if _closer_terminal(closer) in exc.expected:
+                    hints = [f"expected '{closer}' to close the '{'[' if closer == ']' else opened[-1]}' "
+                             f"opened at {_line_col(text, opened[-1])}"]
+            diags.error(f"syntax error: unexpected '{tok}'", span, hints=hints)
             return pos
         if isinstance(exc, UnexpectedEOF):
-            end = _last_nonspace(text)
-            diags.error("unexpected end of input", Span(source, end, end + 1),
-                        hints=_expect_hint(sorted({_describe(t, self.lark) for t in exc.expected})))
+            self._report_eof(source, text, exc.expected, _value_stack(exc), diags)
             return len(text)
         diags.error(str(exc), Span(source, 0, 0))
         return len(text)
+
+    def _report_eof(self, source: SourceFile, text: str, expected: Iterable[str], stack: list[Any],
+                    diags: Diagnostics) -> None:
+        end = _last_nonspace(text) + 1 if text.strip() else 0
+        at = Span(source, end, end + 1)
+        opened = _open_brackets(stack, None)
+        if _in_angle_block(stack):
+            diags.error("unexpected end of input: the '< ... >' block is not closed", at,
+                        hints=["statements in a '< ... >' block end with ';' before the closing '>'"])
+            return
+        if opened:
+            tok = opened[-1]
+            closer = _OPENERS[tok.type]
+            opener = "[" if tok.type == "MAPKEY" else str(tok)
+            start = tok.end_pos - 1 if tok.type == "MAPKEY" else tok.start_pos
+            diags.error(f"unexpected end of input: '{opener}' is not closed", at,
+                        notes=[Note(f"the '{opener}' opened here", Span(source, start, start + 1))],
+                        hints=[f"add the missing '{closer}'"])
+            return
+        diags.error("unexpected end of input", at, hints=_expect_hint(self._expected(expected)))
+
+
+_EXPR_START = frozenset({"INTEGER", "STRING", "VAR", "MAP", "MAPKEY", "NAME", "LPAR", "MINUS", "BANG", "TILDE",
+                         "STAR", "AMP", "PLUS", "INC", "DEC", "POSITIONAL", "PARAMCOUNT", "TRUE", "FALSE",
+                         "SIZEOF", "OFFSETOF"})
+_STMT_KEYWORDS = frozenset({"IF", "FOR", "WHILE", "UNROLL", "LET", "BREAK", "CONTINUE", "RETURN"})
+_OPENERS = {"LBRACE": "}", "LPAR": ")", "LSQB": "]", "MAPKEY": "]"}
+_CLOSERS = {"RBRACE": "{", "RPAR": "(", "RSQB": "["}
+_MATCHES = {"RBRACE": ("LBRACE",), "RPAR": ("LPAR",), "RSQB": ("LSQB", "MAPKEY")}
+# Text that looks like an integer literal but is not one ('0x', '1abc').
+_NUMBER_LIKE = re.compile(r"[0-9][0-9A-Za-z_]*")
+# '(name)' just before an operand: a cast to a name that is not a type.
+_NOT_A_CAST = re.compile(r"(?:^|[^\w\s)\]])\s*\(\s*([A-Za-z_]\w*)\s*\**\s*\)\s*\Z")
+
+
+def _value_stack(exc: UnexpectedInput) -> list[Any]:
+    state = getattr(exc, "state", None)
+    stack = getattr(state, "value_stack", None)
+    return list(stack) if isinstance(stack, list) else []
+
+
+def _open_brackets(stack: list[Any], closing: str | None) -> list[Token]:
+    """The opening brackets on the parser's stack that nothing has closed
+    yet (innermost last); with ``closing``, only those it would close."""
+    opened: list[Token] = []
+    for item in stack:
+        if not isinstance(item, Token):
+            continue
+        if item.type in _OPENERS:
+            opened.append(item)
+        elif item.type in _MATCHES and opened and opened[-1].type in _MATCHES[item.type]:
+            opened.pop()
+    if closing is not None:
+        return [t for t in opened if t.type in _MATCHES[closing]]
+    return opened
+
+
+def _in_angle_block(stack: list[Any]) -> bool:
+    """Whether the probe being parsed has a '< ... >' body that is not closed."""
+    for i in range(len(stack) - 1, -1, -1):
+        if isinstance(stack[i], list) and stack[i] and isinstance(stack[i][0], ast.AttachPoint):
+            rest = stack[i + 1:]
+            if rest and isinstance(rest[0], ast.Expr):  # the predicate
+                rest = rest[1:]
+            return bool(rest) and isinstance(rest[0], Token) and rest[0].type == "LT"
+    return False
+
+
+def _closer_terminal(closer: str) -> str:
+    return {"}": "RBRACE", ")": "RPAR", "]": "RSQB"}[closer]
+
+
+def _line_col(text: str, tok: Token) -> str:
+    start = tok.end_pos - 1 if tok.type == "MAPKEY" else tok.start_pos
+    return f"{text.count(chr(10), 0, start) + 1}:{start - (text.rfind(chr(10), 0, start) + 1) + 1}"
+
+
+def _unterminated_comment(source: SourceFile, pos: int, diags: Diagnostics) -> None:
+    diags.error("unterminated comment", Span(source, pos, pos + 2), hints=["close the comment with '*/'"])
 
 
 def _expect_hint(expected: list[str]) -> list[str]:

@@ -8,12 +8,9 @@ parenthesised whenever precedence could otherwise change their meaning.
 from __future__ import annotations
 
 from . import ast
+from .build import BINARY_PRECEDENCE
 
-# Binding strength of binary operators (higher binds tighter), as in the grammar.
-_PREC = {
-    "||": 1, "&&": 2, "|": 3, "^": 4, "&": 5, "==": 6, "!=": 6,
-    "<": 7, ">": 7, "<=": 7, ">=": 7, "<<": 8, ">>": 8, "+": 9, "-": 9, "*": 10, "/": 10, "%": 10,
-}
+_PREC = BINARY_PRECEDENCE  # one table for parser and printer
 _UNARY_PREC = 11
 _POSTFIX_PREC = 12
 _ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\", '"': '\\"'}

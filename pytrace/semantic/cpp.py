@@ -14,7 +14,9 @@ only the script's own directives produce diagnostics.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple
@@ -585,8 +587,71 @@ def _guard_of(dirs: list[tuple[str, str]]) -> str | None:
 _SCRIPT_DIRECTIVE = re.compile(r"\s*#\s*([A-Za-z_]\w*)?(.*)", re.S)
 
 
+def _cache_file(cache_dir: str, items: list[tuple[str, str, Span]], predefined: dict[str, str],
+                include_dirs: list[str], script_dir: str | None) -> str:
+    key = repr(([(k, t) for k, t, _ in items], sorted(predefined.items()), include_dirs, script_dir))
+    return os.path.join(cache_dir, "cpp-" + hashlib.sha256(key.encode()).hexdigest()[:24] + ".pickle")
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _cached(path: str, items: list[tuple[str, str, Span]]) -> CppResult | None:
+    """A stored result whose headers are all unchanged since it was stored."""
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+        if any(_stat(p) != st for p, st in data["files"].items()):
+            return None
+        active = [(items[i][1], items[i][2]) for i in data["active"]]
+        return CppResult(active, data["objs"], data["includes"], data["funcs"])
+    except Exception:  # a corrupt or foreign cache file is simply rebuilt
+        return None
+
+
+def _store(path: str, items: list[tuple[str, str, Span]], result: CppResult, files: list[str]) -> None:
+    spans = {id(span): i for i, (_, _, span) in enumerate(items)}
+    data = {"files": {p: _stat(p) for p in files}, "active": [spans[id(sp)] for _, sp in result.active_definitions],
+            "objs": result.macros, "includes": result.includes, "funcs": result.function_macros}
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache directory only costs speed
+
+
 def evaluate(items: list[tuple[str, str, Span]], *, predefined: dict[str, str],
-             include_dirs: list[str], diags: Diagnostics) -> CppResult:
+             include_dirs: list[str], diags: Diagnostics, cache_dir: str | None = None) -> CppResult:
+    """Like ``_evaluate``, but reuses the result stored in ``cache_dir`` when
+    the script's directives and every header they read are unchanged:
+    evaluating <sys/socket.h> and friends costs tens of milliseconds, more
+    than the rest of the front end."""
+    script_dir = None
+    if items and os.path.isfile(items[0][2].file.name):
+        script_dir = os.path.dirname(os.path.abspath(items[0][2].file.name))
+    if cache_dir is None or not any(k == "directive" and "include" in t for k, t, _ in items):
+        return _evaluate(items, predefined=predefined, include_dirs=include_dirs, diags=diags)[0]
+    path = _cache_file(cache_dir, items, predefined, include_dirs, script_dir)
+    hit = _cached(path, items)
+    if hit is not None:
+        return hit
+    before = len(diags)
+    result, files = _evaluate(items, predefined=predefined, include_dirs=include_dirs, diags=diags)
+    if len(diags) == before:
+        _store(path, items, result, files)
+    return result
+
+
+def _evaluate(items: list[tuple[str, str, Span]], *, predefined: dict[str, str],
+              include_dirs: list[str], diags: Diagnostics) -> tuple[CppResult, list[str]]:
     """Run a script's top-level preprocessor lines in order.
 
     ``items`` are (kind, text, span) with kind "directive" (a ``#...`` line, with
@@ -615,4 +680,4 @@ def evaluate(items: list[tuple[str, str, Span]], *, predefined: dict[str, str],
         pp.directive(m.group(1), m.group(2).strip(), stack, span, 0)
     for cond in stack:
         diags.error(f"unterminated '#{cond.keyword}' (missing #endif)", cond.span)
-    return CppResult(active, pp.objs, pp.includes, pp.funcs)
+    return CppResult(active, pp.objs, pp.includes, pp.funcs), list(pp._headers)

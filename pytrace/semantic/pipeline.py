@@ -40,6 +40,13 @@ class CompileOptions:
     has_cpid: bool = False
     include_dirs: list[str] = field(default_factory=lambda: list(DEFAULT_INCLUDE_DIRS))
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # Where derived data (preprocessed headers) is kept between runs; None: nowhere.
+    cache_dir: str | None = field(default_factory=lambda: default_cache_dir())
+
+
+def default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pytrace")
 
 
 @dataclass
@@ -89,7 +96,7 @@ def c_items_pass(c: Compilation) -> None:
     btf = kernel.btf() if kernel is not None else None
     predefined = cpp.default_predefined(btf is not None)
     result = cpp.evaluate(items, predefined=predefined, include_dirs=list(c.options.include_dirs),
-                          diags=c.diags)
+                          diags=c.diags, cache_dir=c.options.cache_dir)
     # Evaluating every macro of the included headers costs milliseconds;
     # only the names the script uses are needed.
     used = {n.name for p in c.program.probes for n in p.walk() if isinstance(n, ast.Ident)}

@@ -415,3 +415,27 @@ def test_debian_tools_preprocess_cleanly_with_btf(path: str) -> None:
     result, diags = run(text, btf=True, name=path)
     assert diags.render() == ""
     assert result.active_definitions == []
+
+
+def test_result_cache_is_reused_and_invalidated(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    inc = tmp_path / "inc"
+    inc.mkdir()
+    header = inc / "mine.h"
+    header.write_text("#define VALUE 7\n")
+    text = "#include <mine.h>\n"
+    src = SourceFile("stdin", text)
+    items = [("directive", text.strip(), src.span(0, len(text) - 1))]
+    cache = str(tmp_path / "cache")
+
+    def run_once() -> int | None:
+        d = Diagnostics()
+        r = evaluate(items, predefined={}, include_dirs=[str(inc)], diags=d, cache_dir=cache)
+        assert not d.has_errors()
+        return r.macro_int("VALUE")
+
+    assert run_once() == 7
+    stored = list((tmp_path / "cache").glob("cpp-*.pickle"))
+    assert len(stored) == 1
+    assert run_once() == 7                      # served from the cache
+    header.write_text("#define VALUE 8  \n")    # a changed header (size and mtime) invalidates it
+    assert run_once() == 8
