@@ -17,7 +17,7 @@ from .diagnostics import Diagnostics
 from .errors import EnvironmentProblem
 from .source import SourceFile
 
-EMIT_STAGES = ("ast", "source", "types")
+EMIT_STAGES = ("ast", "source", "types", "ir", "asm", "obj")
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("-e", dest="program", metavar="PROGRAM", help="the program to run")
     p.add_argument("-d", "--dry-run", dest="dry_run", action="store_true",
                    help="check the program and stop before anything is loaded into the kernel")
-    p.add_argument("--emit", choices=EMIT_STAGES, help="print a compiler stage and exit")
+    p.add_argument("--emit", metavar="STAGE", help="print a compiler stage and exit: " + ", ".join(EMIT_STAGES)
+                   + " (obj writes the BPF ELF object to -o FILE, or use --emit obj=FILE)")
     p.add_argument("--unsafe", action="store_true", help="allow unsafe functions (system, signal, override)")
     p.add_argument("-p", dest="pid", type=int, metavar="PID", help="trace this process")
     p.add_argument("-c", dest="command", metavar="CMD", help="run CMD and trace it")
@@ -112,6 +113,18 @@ def _run(opts: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return 1
     source, params = script
     diags = Diagnostics()
+    emit_file = None
+    if opts.emit is not None:
+        stage, _, emit_file = opts.emit.partition("=")
+        if stage not in EMIT_STAGES:
+            print(f"pytrace: unknown stage '{stage}' for --emit (choose from {', '.join(EMIT_STAGES)})",
+                  file=stderr)
+            return 1
+        opts.emit = stage
+        emit_file = emit_file or (opts.output if stage == "obj" else None)
+        if stage == "obj" and not emit_file:
+            print("pytrace: --emit obj needs a file: --emit obj=FILE or -o FILE", file=stderr)
+            return 1
     if opts.emit in ("ast", "source"):
         from .frontend.parser import parse
         program = parse(source, diags)
@@ -135,15 +148,64 @@ def _run(opts: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             key = "" if m.key is None else f"[{m.key}]"
             print(f"map {m.name}{key}: {m.value}", file=stdout)
         return 0
+    if opts.emit in ("ir", "asm", "obj"):
+        return _emit_code(comp, opts.emit, emit_file, params, stdout, stderr)
     if opts.dry_run:
         n = sum(len(p.attaches) for p in comp.probes)
         if not opts.quiet:
             print(f"{source.name}: OK ({n} attach point{'s' if n != 1 else ''}, {len(comp.maps)} map"
                   f"{'s' if len(comp.maps) != 1 else ''})", file=stdout)
         return 0
-    print("pytrace: loading programs into the kernel is not available in this version; "
-          "use --dry-run to check a script", file=stderr)
-    return 1
+    return _trace(comp, opts, params, stdout, stderr)
+
+
+def _emit_code(comp, stage: str, path: str | None, params: list[str], stdout: TextIO,  # type: ignore[no-untyped-def]
+               stderr: TextIO) -> int:
+    from .codegen.llvm import module as M
+    from .codegen.llvm.irgen import CodegenError
+    layout = M.build_layout(comp)
+    diags = Diagnostics()
+    try:
+        specs = M.plan_programs(comp, layout)
+        gen = M.generate(comp, layout, specs, {}, {"params": params})
+    except CodegenError as exc:
+        diags.error(str(exc), exc.span, hints=exc.hints)  # type: ignore[arg-type]
+        print(diags.render(), file=stderr)
+        return 1
+    if stage == "ir":
+        print(gen.ir_text, file=stdout)
+    elif stage == "asm":
+        print(M.emit_assembly(gen), file=stdout)
+    else:
+        assert path is not None
+        with open(path, "wb") as f:
+            f.write(M.emit_object(gen))
+    return 0
+
+
+def _trace(comp, opts: argparse.Namespace, params: list[str], stdout: TextIO, stderr: TextIO) -> int:  # type: ignore[no-untyped-def]
+    from .runtime.session import Child, RunOptions, Session, check_privileges
+    check_privileges()
+    out = stdout
+    if opts.output:
+        out = open(opts.output, "w")
+    child = Child.spawn(opts.command) if opts.command else None
+    options = RunOptions(quiet=opts.quiet, verbose=opts.verbose, json=opts.format == "json",
+                         unsafe=opts.unsafe, pid=opts.pid, child=child, params=params)
+    diags = Diagnostics()
+    try:
+        with Session(comp, options, out, stderr) as session:
+            if not session.load(diags):
+                print(diags.render(), file=stderr)
+                return 1
+            return session.run()
+    finally:
+        if child is not None and child.release_fd >= 0:
+            import signal
+            os.kill(child.pid, signal.SIGKILL)
+            child.release()
+        if out is not stdout:
+            out.close()
 
 
 def entry() -> None:

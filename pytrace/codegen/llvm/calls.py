@@ -1,0 +1,413 @@
+"""Lowering of builtin variables and functions.
+
+Synchronous builtins become helper calls; asynchronous ones (printf, exit,
+print, time, clear...) become ring-buffer records that the runtime turns into
+output.  A record that cannot be reserved is counted in a per-CPU counter
+and reported as lost, never dropped silently.  Values resolved in user space
+(ksym, usym, username, ntop, strftime, probe) travel as their raw inputs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Callable
+
+from llvmlite import ir
+
+from ...frontend import ast
+from ...semantic import types as T
+from ..layout import EventLayout, type_size
+from .irgen import (BPF_F_USER_STACK, H_GET_CURRENT_CGROUP_ID, H_GET_CURRENT_COMM, H_GET_CURRENT_PID_TGID,
+                    H_GET_CURRENT_TASK, H_GET_CURRENT_UID_GID, H_GET_NUMA_NODE_ID,
+                    H_GET_PRANDOM_U32, H_GET_SMP_PROCESSOR_ID, H_GET_STACKID, H_JIFFIES64, H_KTIME_GET_NS,
+                    H_RINGBUF_RESERVE, H_RINGBUF_SUBMIT, H_SEND_SIGNAL, I1, I8, I8P, I32, I64, CodegenError,
+                    Val)
+
+if TYPE_CHECKING:
+    from .lower import Lowerer
+
+RINGBUF_MAP = "pt_events"
+LOST_MAP = "pt_lost"
+
+
+def _u32(g, v: ir.Value) -> ir.Value:  # type: ignore[no-untyped-def]
+    return g.b.and_(v, g.const(0xFFFFFFFF))
+
+
+def builtin_variable(lw: "Lowerer", e: ast.Expr) -> Val:
+    g = lw.g
+    name = e.name if isinstance(e, (ast.Ident, ast.Call)) else ""
+    t = e.ty or T.I64
+    simple: dict[str, Callable[[], ir.Value]] = {
+        "pid": lambda: g.b.lshr(g.helper(H_GET_CURRENT_PID_TGID, []), g.const(32)),
+        "tid": lambda: _u32(g, g.helper(H_GET_CURRENT_PID_TGID, [])),
+        "uid": lambda: _u32(g, g.helper(H_GET_CURRENT_UID_GID, [])),
+        "gid": lambda: g.b.lshr(g.helper(H_GET_CURRENT_UID_GID, []), g.const(32)),
+        "nsecs": lambda: g.helper(H_KTIME_GET_NS, []),
+        "elapsed": lambda: g.b.sub(g.helper(H_KTIME_GET_NS, []), g.const(int(lw.options.get("start_ns", 0)))),
+        "cpu": lambda: g.helper(H_GET_SMP_PROCESSOR_ID, []),
+        "rand": lambda: _u32(g, g.helper(H_GET_PRANDOM_U32, [])),
+        "cgroup": lambda: g.helper(H_GET_CURRENT_CGROUP_ID, []),
+        "curtask": lambda: g.helper(H_GET_CURRENT_TASK, []),
+        "jiffies": lambda: g.helper(H_JIFFIES64, []),
+        "numaid": lambda: g.helper(H_GET_NUMA_NODE_ID, []),
+        "username": lambda: _u32(g, g.helper(H_GET_CURRENT_UID_GID, [])),
+        "probe": lambda: lw.probe_index if isinstance(lw.probe_index, ir.Value) else g.const(lw.probe_index),
+        "ncpus": lambda: g.const(int(lw.options.get("ncpus", 1))),
+        "cpid": lambda: g.const(int(lw.options.get("cpid", 0))),
+    }
+    if name in simple:
+        return Val(t, reg=simple[name]())
+    if name == "comm":
+        buf = g.alloca(16)
+        g.memset(buf, 16)
+        g.helper(H_GET_CURRENT_COMM, [buf, ir.Constant(I32, 16)])
+        return Val(T.StringType(16), ptr=buf)
+    if name.startswith("arg") and name[3:].isdigit():
+        return Val(t, reg=lw.pctx.arg(g, int(name[3:])))
+    if name == "retval":
+        return Val(t, reg=lw.pctx.retval(g))
+    if name == "func":
+        # The probed function is known per attach point: send the probe index
+        # and let user space name it (no get_func_ip, which uprobes lack on
+        # older kernels).
+        return Val(t, reg=lw.probe_index if isinstance(lw.probe_index, ir.Value) else g.const(lw.probe_index))
+    if name in ("kstack", "ustack"):
+        return stack(lw, e, name == "ustack")
+    raise CodegenError(f"'{name}' is not supported by the code generator yet", e.span)
+
+
+def stack(lw: "Lowerer", e: ast.Expr, user: bool) -> Val:
+    """A stack as (stack id, pid): the frames are stored in a stack-trace map
+    and symbolised in user space (user stacks need the pid's mappings)."""
+    g = lw.g
+    t = e.ty if isinstance(e.ty, T.StackType) else T.StackType(user)
+    mapname = lw.layout_stack_map(t)
+    flags = BPF_F_USER_STACK if user else 0
+    sid = g.helper(H_GET_STACKID, [g.ctx, g.map_ptr(mapname), g.const(flags)])
+    buf = g.alloca(16)
+    g.store_int(buf, 0, sid)
+    pid = g.b.lshr(g.helper(H_GET_CURRENT_PID_TGID, []), g.const(32)) if user else g.const(0)
+    g.store_int(buf, 8, pid)
+    return Val(t, ptr=buf)
+
+
+# ---------------------------------------------------------------- events
+
+def emit_event(lw: "Lowerer", ev: EventLayout, values: list[Val]) -> None:
+    g = lw.g
+    size = ev.total_size
+    rec = g.helper(H_RINGBUF_RESERVE, [g.map_ptr(RINGBUF_MAP), g.const(size), g.const(0)], ret=I8P)
+    ok = g.truth(rec)
+    with g.b.if_else(ok) as (then, other):
+        with then:
+            g.store_int(rec, 0, g.const(ev.id))
+            for arg, v in zip(ev.args, values):
+                lw.store_at(rec, arg.offset, arg.type, v)
+            g.helper(H_RINGBUF_SUBMIT, [rec, g.const(0)], ret=ir.VoidType())
+        with other:
+            zero = g.alloca(8)
+            g.memset(zero, 8)
+            slot = g.map_lookup(LOST_MAP, zero)
+            with g.b.if_then(g.truth(slot)):
+                g.atomic_add(slot, g.const(1))
+
+
+def _event_for(lw: "Lowerer", call: ast.Call, kind: str, **kw: object) -> EventLayout:
+    """Each call site gets its own event id; the layout is created once per
+    call node (a probe with several attach groups lowers its body again)."""
+    key = id(call)
+    cache = lw.layout_events
+    if key not in cache:
+        ev = lw.layout.event(kind, **kw)
+        cache[key] = ev
+        lw.new_event = True
+    return cache[key]
+
+
+def _fmt_call(lw: "Lowerer", call: ast.Call, kind: str) -> None:
+    fmt = call.args[0]
+    assert isinstance(fmt, ast.String)
+    values = [lw.expr(a) for a in call.args[1:]]
+    ev = _event_for(lw, call, kind, format=fmt.value)
+    if len(ev.args) != len(values):
+        ev.args.clear()
+        ev.size = 8
+        for v in values:
+            ev.add(v.ty)
+    emit_event(lw, ev, values)
+
+
+def call(lw: "Lowerer", e: ast.Call) -> Val:
+    from . import mapops
+    g = lw.g
+    name = e.name
+    t = e.ty or T.VOID
+    b = lw.registry.get(name)
+    if b is not None and b.kind.value == "variable":
+        return builtin_variable(lw, e)
+    if name in ("printf", "system", "cat"):
+        _fmt_call(lw, e, name)
+        return Val(T.VOID, reg=g.const(0))
+    if name == "time":
+        fmt = e.args[0].value if e.args and isinstance(e.args[0], ast.String) else "%H:%M:%S\n"
+        ev = _event_for(lw, e, "time", format=fmt)
+        emit_event(lw, ev, [])
+        return Val(T.VOID, reg=g.const(0))
+    if name == "exit":
+        code = [lw.expr(e.args[0])] if e.args else [Val(T.I64, reg=g.const(0))]
+        ev = _event_for(lw, e, "exit")
+        if not ev.args:
+            ev.add(T.I64)
+        emit_event(lw, ev, code)
+        return Val(T.VOID, reg=g.const(0))
+    if name in ("clear", "zero") or (name == "print" and isinstance(e.args[0], ast.Map) and e.args[0].keys is None):
+        m = e.args[0]
+        assert isinstance(m, ast.Map)
+        extra = {}
+        if name == "print":
+            extra = {"top": lw.const_of(e.args[1]) if len(e.args) > 1 else 0,
+                     "div": lw.const_of(e.args[2]) if len(e.args) > 2 else 1}
+        ev = _event_for(lw, e, name, map_name=m.name, extra=extra)
+        emit_event(lw, ev, [])
+        return Val(T.VOID, reg=g.const(0))
+    if name == "print":
+        v = lw.expr(e.args[0])
+        ev = _event_for(lw, e, "print_value")
+        if not ev.args:
+            ev.add(v.ty)
+        emit_event(lw, ev, [v])
+        return Val(T.VOID, reg=g.const(0))
+    if name == "join":
+        return _join(lw, e)
+    if name == "str":
+        return _str(lw, e)
+    if name == "buf":
+        return _buf(lw, e)
+    if name in ("ksym", "usym"):
+        addr = lw.value(e.args[0])
+        if name == "ksym":
+            return Val(t, reg=addr)
+        buf = g.alloca(16)
+        g.store_int(buf, 0, addr)
+        g.store_int(buf, 8, g.b.lshr(g.helper(H_GET_CURRENT_PID_TGID, []), g.const(32)))
+        return Val(t, ptr=buf)
+    if name in ("kaddr", "uaddr", "cgroupid"):
+        arg = e.args[0]
+        assert isinstance(arg, ast.String)
+        resolve = lw.options.get("resolve_symbol")
+        if not callable(resolve):
+            raise CodegenError(f"{name}() needs symbol resolution", e.span)
+        value = resolve(name, arg.value)
+        if value is None:
+            raise CodegenError(f"{name}(): '{arg.value}' not found", arg.span)
+        return Val(t, reg=g.const(int(value)))
+    if name == "ntop":
+        return _ntop(lw, e)
+    if name == "reg":
+        arg = e.args[0]
+        assert isinstance(arg, ast.String)
+        return Val(t, reg=lw.pctx.reg(g, arg.value))
+    if name == "strncmp":
+        n = lw.const_of(e.args[2])
+        eq = string_equal(lw, lw.expr(e.args[0]), lw.expr(e.args[1]), n)
+        # bpftrace's strncmp returns 0 when equal.
+        return Val(t, reg=g.b.zext(g.b.xor(eq, ir.Constant(I1, 1)), I64))
+    if name == "strcontains":
+        return Val(t, reg=g.b.zext(_contains(lw, lw.expr(e.args[0]), lw.expr(e.args[1])), I64))
+    if name == "signal":
+        arg = e.args[0]
+        if isinstance(arg, ast.String):
+            import signal as signals
+            sig_name = arg.value.upper()
+            sig = int(getattr(signals.Signals, sig_name if sig_name.startswith("SIG") else "SIG" + sig_name))
+            sigv = g.const(sig)
+        else:
+            sigv = lw.value(arg)
+        g.helper(H_SEND_SIGNAL, [g.b.trunc(sigv, I32)])
+        return Val(T.VOID, reg=g.const(0))
+    if name == "delete":
+        if len(e.args) == 1:
+            m = e.args[0]
+            assert isinstance(m, ast.Map) and m.keys is not None
+            mapops.delete(lw, m, m.keys)
+        else:
+            m = e.args[0]
+            assert isinstance(m, ast.Map)
+            mapops.delete(lw, m, [e.args[1]])
+        return Val(T.VOID, reg=g.const(0))
+    if name == "has_key":
+        m = e.args[0]
+        assert isinstance(m, ast.Map)
+        return Val(t, reg=mapops.has_key(lw, m, list(e.args[1:])))
+    if name == "bswap":
+        v = lw.value(e.args[0])
+        at = e.args[0].ty
+        bits = at.bits if isinstance(at, T.IntType) else 64
+        ity = ir.IntType(bits)
+        fn = g.module.declare_intrinsic("llvm.bswap", [ity])
+        small = g.b.trunc(v, ity) if bits < 64 else v
+        return Val(t, reg=g.b.zext(g.b.call(fn, [small]), I64) if bits < 64 else g.b.call(fn, [small]))
+    if name in ("kptr", "uptr"):
+        return Val(t, reg=lw.value(e.args[0]))
+    if name == "strerror":
+        return Val(t, reg=lw.value(e.args[0]))
+    if name == "strftime":
+        fmt = e.args[0]
+        assert isinstance(fmt, ast.String)
+        buf = g.alloca(16)
+        g.store_int(buf, 0, lw.value(e.args[1]))
+        g.store_int(buf, 8, g.const(lw.layout.time_format(fmt.value)))
+        return Val(t, ptr=buf)
+    raise CodegenError(f"{name}() is not supported by the code generator yet", e.span)
+
+
+def _str(lw: "Lowerer", e: ast.Call) -> Val:
+    g = lw.g
+    t = e.ty if isinstance(e.ty, T.StringType) else T.StringType(lw.strlen)
+    size = t.length
+    src = lw.expr(e.args[0])
+    buf = g.alloca(size)
+    g.memset(buf, size)
+    if src.ptr is not None:   # already a string (or char array): copy and terminate
+        g.memcpy(buf, src.ptr, min(size, type_size(src.ty)))
+        g.store_int(buf, size - 1, g.const(0), 1)
+        return Val(t, ptr=buf)
+    assert src.reg is not None
+    limit = size
+    if len(e.args) == 2:
+        n = lw.value(e.args[1])
+        # Read at most n bytes (+ NUL); the size passed to the helper must be
+        # bounded, so clamp it into [1, size].
+        nn = g.b.add(n, g.const(1))
+        nn = g.b.select(g.b.icmp_unsigned(">", nn, g.const(size)), g.const(size), nn)
+        nn = g.b.select(g.b.icmp_unsigned("<", nn, g.const(1)), g.const(1), nn)
+        hid = 114 if lw._user_space(e.args[0].ty) else 115
+        g.helper(hid, [buf, g.b.trunc(nn, I32), g.as_ptr(src.reg)])
+        return Val(t, ptr=buf)
+    g.probe_read_str(buf, limit, src.reg, user=lw._user_space(e.args[0].ty))
+    return Val(t, ptr=buf)
+
+
+def _buf(lw: "Lowerer", e: ast.Call) -> Val:
+    g = lw.g
+    t = e.ty if isinstance(e.ty, T.BufferType) else T.BufferType(lw.strlen)
+    n = t.length
+    buf = g.alloca(n + 8)
+    g.memset(buf, n + 8)
+    src = lw.expr(e.args[0])
+    # Layout: u8 length, then the bytes.
+    g.store_int(buf, 0, g.const(n), 1)
+    if src.ptr is not None:
+        g.memcpy(g.gep(buf, 1), src.ptr, min(n, type_size(src.ty)))
+    else:
+        g.probe_read(g.gep(buf, 1), n, src.reg, user=lw._user_space(e.args[0].ty))
+    return Val(t, ptr=buf)
+
+
+def _join(lw: "Lowerer", e: ast.Call) -> Val:
+    """join(argv): up to 16 strings of strlen bytes read from a user array of
+    pointers, sent as one event (bpftrace's join limits)."""
+    g = lw.g
+    sep = e.args[1].value if len(e.args) > 1 and isinstance(e.args[1], ast.String) else " "
+    n_args, arg_len = 16, min(lw.strlen, 64)
+    ev = _event_for(lw, e, "join", extra={"sep": sep, "count": n_args, "len": arg_len})
+    if not ev.args:
+        ev.size = 8 + n_args * arg_len
+    arr = lw.value(e.args[0])
+    rec = g.helper(H_RINGBUF_RESERVE, [g.map_ptr(RINGBUF_MAP), g.const(ev.total_size), g.const(0)], ret=I8P)
+    with g.b.if_then(g.truth(rec)):
+        g.store_int(rec, 0, g.const(ev.id))
+        ptr = g.alloca(8)
+        for i in range(n_args):
+            dst = g.gep(rec, 8 + i * arg_len)
+            g.store_int(dst, 0, g.const(0), 1)
+            g.memset(ptr, 8)
+            g.probe_read(ptr, 8, g.b.add(arr, g.const(8 * i)), user=True)
+            p = g.load_int(ptr, 0)
+            with g.b.if_then(g.truth(p)):
+                g.probe_read_str(dst, arg_len, p, user=True)
+        g.helper(H_RINGBUF_SUBMIT, [rec, g.const(0)], ret=ir.VoidType())
+    return Val(T.VOID, reg=g.const(0))
+
+
+def _ntop(lw: "Lowerer", e: ast.Call) -> Val:
+    g = lw.g
+    buf = g.alloca(24)
+    g.memset(buf, 24)
+    addr = lw.expr(e.args[-1])
+    if addr.ptr is not None:
+        size = type_size(addr.ty)
+        g.store_int(buf, 0, g.const(10 if size == 16 else 2))
+        g.memcpy(g.gep(buf, 8), addr.ptr, min(16, size))
+    else:
+        family = lw.value(e.args[0]) if len(e.args) == 2 else g.const(2)
+        g.store_int(buf, 0, family)
+        g.store_int(buf, 8, addr.reg, 4)
+    return Val(e.ty or T.SymbolType(T.SymbolKind.INET, 24), ptr=buf)
+
+
+def string_equal(lw: "Lowerer", a: Val, b: Val, n: int | None) -> ir.Value:
+    """Compare two strings up to their NUL (or n bytes), unrolled: loops
+    over string bytes are cheap for the verifier only when bounded this way."""
+    g = lw.g
+    assert a.ptr is not None and b.ptr is not None
+    limit = min(type_size(a.ty), type_size(b.ty))
+    if n is not None:
+        limit = min(limit, n)
+    result = g.alloca_i64("streq")
+    g.b.store(g.const(1), result)
+    done = g.fn.append_basic_block("streq.done")
+    for i in range(limit):
+        ca = g.b.load(g.gep(a.ptr, i))
+        cb = g.b.load(g.gep(b.ptr, i))
+        nxt = g.fn.append_basic_block("streq.next")
+        differ = g.b.icmp_unsigned("!=", ca, cb)
+        with g.b.if_then(differ):
+            g.b.store(g.const(0), result)
+            g.b.branch(done)
+        end = g.b.icmp_unsigned("==", ca, ir.Constant(I8, 0))
+        g.b.cbranch(end, done, nxt)
+        g.b.position_at_end(nxt)
+    g.b.branch(done)
+    g.b.position_at_end(done)
+    return g.b.icmp_unsigned("!=", g.b.load(result), g.const(0))
+
+
+def _contains(lw: "Lowerer", hay: Val, needle: Val) -> ir.Value:
+    g = lw.g
+    assert hay.ptr is not None and needle.ptr is not None
+    hn, nn = min(type_size(hay.ty), 64), min(type_size(needle.ty), 32)
+    found = g.alloca_i64("found")
+    g.b.store(g.const(0), found)
+    done = g.fn.append_basic_block("contains.done")
+    for start in range(hn):
+        nxt = g.fn.append_basic_block("contains.next")
+        match = g.fn.append_basic_block("contains.try")
+        g.b.branch(match)
+        g.b.position_at_end(match)
+        for j in range(nn):
+            cn = g.b.load(g.gep(needle.ptr, j))
+            with g.b.if_then(g.b.icmp_unsigned("==", cn, ir.Constant(I8, 0))):
+                g.b.store(g.const(1), found)
+                g.b.branch(done)
+            if start + j >= hn:
+                g.b.branch(nxt)
+                break
+            ch = g.b.load(g.gep(hay.ptr, start + j))
+            with g.b.if_then(g.b.icmp_unsigned("!=", ch, cn)):
+                g.b.branch(nxt)
+        if not g.b.block.is_terminated:
+            g.b.branch(nxt)
+        g.b.position_at_end(nxt)
+        ch0 = g.b.load(g.gep(hay.ptr, start))
+        g.b.cbranch(g.b.icmp_unsigned("==", ch0, ir.Constant(I8, 0)), done, g.fn.append_basic_block("c"))
+        g.b.position_at_end(g.fn.blocks[-1])
+    g.b.branch(done)
+    g.b.position_at_end(done)
+    return g.b.icmp_unsigned("!=", g.b.load(found), g.const(0))
+
+
+def start_ns() -> int:
+    """CLOCK_MONOTONIC now: what bpf_ktime_get_ns() counts, for 'elapsed'."""
+    return time.monotonic_ns()

@@ -1,0 +1,123 @@
+"""How a probe's program reads its context: ``args``, ``argN``, ``retval``.
+
+Each program type hands the program a different context: tracepoints a raw
+record (fields at the format file's offsets, read directly: narrow aligned
+ctx loads are allowed), raw tracepoints an array of u64 arguments, uprobes and
+kprobes ``struct pt_regs``, perf events ``bpf_perf_event_data`` (pt_regs at
+offset 0).  Syscall tracepoints attached through the raw ``sys_enter`` /
+``sys_exit`` tracepoints read their arguments from the saved user registers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from ...kernel.tracefs import TracepointFormat
+from ...semantic import types as T
+from .irgen import I64, I8P, CodegenError, ProgramGen, Val
+
+# Offsets in x86_64 struct pt_regs (arch/x86/include/asm/ptrace.h).
+PT_REGS = {"r15": 0, "r14": 8, "r13": 16, "r12": 24, "bp": 32, "bx": 40, "r11": 48, "r10": 56, "r9": 64,
+           "r8": 72, "ax": 80, "cx": 88, "dx": 96, "si": 104, "di": 112, "orig_ax": 120, "ip": 128, "cs": 136,
+           "flags": 144, "sp": 152, "ss": 160}
+CALL_ARGS = ("di", "si", "dx", "cx", "r8", "r9")          # the C calling convention
+SYSCALL_ARGS = ("di", "si", "dx", "r10", "r8", "r9")      # the syscall convention (r10, not cx)
+
+# Program types (enum bpf_prog_type).
+PROG_KPROBE, PROG_TRACEPOINT, PROG_PERF_EVENT, PROG_RAW_TRACEPOINT = 2, 5, 7, 17
+
+
+@dataclass
+class ProbeContext:
+    """The context kind of one program and what it needs to read arguments."""
+
+    kind: str                            # 'tracepoint' | 'syscall' | 'raw' | 'regs' | 'perf' | 'rawtp'
+    prog_type: int
+    fmt: TracepointFormat | None = None  # tracepoint: the format of the (first) tracepoint
+    exit: bool = False                   # syscall: sys_exit (args->ret)
+    arg_slots: dict[str, int] | None = None  # syscall: field -> argument index
+
+    # ------------------------------------------------------------------
+    def regs_ptr(self, g: ProgramGen) -> ir.Value:
+        if self.kind in ("regs", "perf"):
+            return g.ctx  # pt_regs (bpf_perf_event_data starts with it)
+        if self.kind == "syscall":
+            return g.b.inttoptr(g.load_int(g.ctx, 0), I8P)
+        raise CodegenError("registers are not available in this probe type")
+
+    def reg(self, g: ProgramGen, name: str) -> ir.Value:
+        off = PT_REGS[name]
+        if self.kind in ("regs", "perf"):
+            return g.load_int(g.ctx, off)
+        # Saved user registers behind a pointer: read them with a helper.
+        tmp = g.alloca(8)
+        g.probe_read(tmp, 8, g.gep(self.regs_ptr(g), off))
+        return g.load_int(tmp, 0)
+
+    def arg(self, g: ProgramGen, n: int) -> ir.Value:
+        if self.kind == "regs":
+            if n < len(CALL_ARGS):
+                return g.load_int(g.ctx, PT_REGS[CALL_ARGS[n]])
+            # Stack arguments: above the return address at sp.
+            sp = g.load_int(g.ctx, PT_REGS["sp"])
+            tmp = g.alloca(8)
+            g.probe_read(tmp, 8, g.b.add(sp, g.const(8 * (n - len(CALL_ARGS) + 1))), user=True)
+            return g.load_int(tmp, 0)
+        if self.kind == "rawtp":
+            return g.load_int(g.ctx, 8 * n)
+        raise CodegenError(f"arg{n} is not available in this probe type")
+
+    def retval(self, g: ProgramGen) -> ir.Value:
+        if self.kind == "regs":
+            return g.load_int(g.ctx, PT_REGS["ax"])
+        raise CodegenError("retval is not available in this probe type")
+
+    # ------------------------------------------------------------------
+    def field(self, g: ProgramGen, name: str, ty: T.Type, strlen: int) -> Val:
+        """Read ``args.name``."""
+        if self.kind == "tracepoint":
+            assert self.fmt is not None
+            f = self.fmt.field(name)
+            if f is None:
+                raise CodegenError(f"tracepoint field '{name}' not found")
+            if f.data_loc:
+                loc = g.load_int(g.ctx, f.offset, 4)
+                off = g.b.and_(loc, g.const(0xFFFF))
+                buf = g.alloca(strlen)
+                g.memset(buf, strlen)
+                g.probe_read_str(buf, strlen, g.b.add(g.b.ptrtoint(g.ctx, I64), off))
+                return Val(T.StringType(strlen), ptr=buf)
+            if isinstance(ty, (T.StringType, T.ArrayType)) or (f.array_len is not None):
+                size = max(1, f.size)
+                buf = g.alloca(size)
+                g.memset(buf, size)
+                g.probe_read(buf, size, g.gep(g.ctx, f.offset))
+                return Val(ty, ptr=buf)
+            size = f.size if f.size in (1, 2, 4, 8) else 8
+            signed = bool(getattr(ty, "signed", False))
+            return Val(ty, reg=g.load_int(g.ctx, f.offset, size, signed))
+        if self.kind == "syscall":
+            if self.exit:
+                if name != "ret":
+                    raise CodegenError(f"sys_exit tracepoints have only 'ret', not '{name}'")
+                return Val(ty, reg=g.load_int(g.ctx, 8))
+            slots = self.arg_slots or {}
+            if name not in slots:
+                raise CodegenError(f"syscall field '{name}' not found")
+            value = self.reg(g, SYSCALL_ARGS[slots[name]])
+            if name == "__syscall_nr":
+                value = g.load_int(g.ctx, 8)
+            return Val(ty, reg=_narrow(g, value, ty))
+        if self.kind == "rawtp":
+            raise CodegenError("args of raw tracepoints are read as argN in this version")
+        raise CodegenError("'args' is not available in this probe type")
+
+
+def _narrow(g: ProgramGen, v: ir.Value, ty: T.Type) -> ir.Value:
+    """A register-sized syscall argument cut to its declared C type."""
+    if isinstance(ty, T.IntType) and ty.bits < 64:
+        small = g.b.trunc(v, ir.IntType(ty.bits))
+        return g.b.sext(small, I64) if ty.signed else g.b.zext(small, I64)
+    return v

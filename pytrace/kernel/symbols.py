@@ -1,0 +1,193 @@
+"""Address-to-name resolution: kernel symbols from /proc/kallsyms, user
+symbols from the ELF files mapped by a process (/proc/PID/maps).
+
+Both are loaded lazily and cached on the resolver object (reading kallsyms
+costs ~0.3 s here, so a script that never prints a kernel address never pays
+for it).  Text follows bpftrace: ``name+offset`` for stack frames and
+``name`` for ksym()/usym(), and the address in hex when nothing matches.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass
+class _Table:
+    addrs: list[int]
+    names: list[str]
+    sizes: list[int] = field(default_factory=list)
+
+    def lookup(self, addr: int) -> tuple[str, int] | None:
+        i = bisect.bisect_right(self.addrs, addr) - 1
+        if i < 0:
+            return None
+        if self.sizes and self.sizes[i] and addr >= self.addrs[i] + self.sizes[i]:
+            return None
+        return self.names[i], addr - self.addrs[i]
+
+
+class KernelSymbols:
+    def __init__(self, path: str = "/proc/kallsyms") -> None:
+        self.path = path
+        self._table: _Table | None = None
+
+    def _load(self) -> _Table:
+        if self._table is None:
+            pairs: list[tuple[int, str]] = []
+            try:
+                with open(self.path) as f:
+                    for line in f:
+                        parts = line.split()
+                        if len(parts) < 3 or parts[1] not in "tTwW":
+                            continue
+                        addr = int(parts[0], 16)
+                        if addr:
+                            pairs.append((addr, parts[2]))
+            except OSError:
+                pass
+            pairs.sort()
+            self._table = _Table([a for a, _ in pairs], [n for _, n in pairs])
+        return self._table
+
+    def resolve(self, addr: int, offset: bool = False) -> str:
+        hit = self._load().lookup(addr)
+        if hit is None:
+            return f"0x{addr:x}"
+        name, off = hit
+        return f"{name}+{off}" if offset else name
+
+    def address(self, name: str) -> int | None:
+        table = self._load()
+        try:
+            return table.addrs[table.names.index(name)]
+        except ValueError:
+            return None
+
+
+@dataclass
+class _Mapping:
+    start: int
+    end: int
+    offset: int
+    path: str
+
+
+class UserSymbols:
+    """Per-process user-space symbolisation through ELF symbol tables."""
+
+    def __init__(self) -> None:
+        self._elf: dict[str, _Table | None] = {}
+        self._maps: dict[int, list[_Mapping]] = {}
+
+    def _mappings(self, pid: int) -> list[_Mapping]:
+        if pid not in self._maps:
+            out = []
+            try:
+                with open(f"/proc/{pid}/maps") as f:
+                    for line in f:
+                        parts = line.split(None, 5)
+                        if len(parts) < 6 or "x" not in parts[1]:
+                            continue
+                        lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                        out.append(_Mapping(lo, hi, int(parts[2], 16), parts[5].strip()))
+            except OSError:
+                pass
+            self._maps[pid] = out
+        return self._maps[pid]
+
+    def elf_symbols(self, path: str) -> _Table | None:
+        if path not in self._elf:
+            self._elf[path] = _read_elf_symbols(path)
+        return self._elf[path]
+
+    def resolve(self, addr: int, pid: int, offset: bool = False) -> str:
+        for m in self._mappings(pid):
+            if m.start <= addr < m.end and m.path.startswith("/"):
+                table = self.elf_symbols(m.path)
+                if table is None:
+                    break
+                # File offset of the address, then the symbol's virtual address.
+                file_off = addr - m.start + m.offset
+                vaddr = table_vaddr(m.path, file_off)
+                hit = table.lookup(vaddr)
+                if hit is None:
+                    break
+                name, off = hit
+                return f"{name}+{off}" if offset else name
+        return f"0x{addr:x}"
+
+
+def table_vaddr(path: str, file_off: int) -> int:
+    """Map a file offset to a virtual address using the ELF's PT_LOAD segments."""
+    from elftools.elf.elffile import ELFFile
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            for seg in elf.iter_segments():
+                if seg["p_type"] == "PT_LOAD" and seg["p_offset"] <= file_off < seg["p_offset"] + seg["p_filesz"]:
+                    return file_off - seg["p_offset"] + seg["p_vaddr"]
+    except (OSError, Exception):
+        pass
+    return file_off
+
+
+def _read_elf_symbols(path: str) -> _Table | None:
+    try:
+        from elftools.elf.elffile import ELFFile
+        from elftools.elf.sections import SymbolTableSection
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            pairs: dict[int, tuple[str, int]] = {}
+            for sec in elf.iter_sections():
+                if not isinstance(sec, SymbolTableSection):
+                    continue
+                for sym in sec.iter_symbols():
+                    if sym["st_info"]["type"] in ("STT_FUNC", "STT_GNU_IFUNC") and sym["st_value"] and sym.name:
+                        pairs.setdefault(sym["st_value"], (sym.name, sym["st_size"]))
+    except (OSError, Exception):
+        return None
+    items = sorted(pairs.items())
+    return _Table([a for a, _ in items], [n for _, (n, _s) in items], [s for _, (_n, s) in items])
+
+
+def symbol_offset(path: str, symbol: str) -> tuple[int, int] | None:
+    """(file offset, size) of a function symbol in an ELF file, for uprobes:
+    the file offset is st_value - PT_LOAD.p_vaddr + p_offset."""
+    try:
+        from elftools.elf.elffile import ELFFile
+        from elftools.elf.sections import SymbolTableSection
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            value = size = None
+            for sec in elf.iter_sections():
+                if not isinstance(sec, SymbolTableSection):
+                    continue
+                for sym in sec.get_symbol_by_name(symbol) or []:
+                    if sym["st_value"]:
+                        value, size = sym["st_value"], sym["st_size"]
+                        break
+                if value is not None:
+                    break
+            if value is None:
+                return None
+            for seg in elf.iter_segments():
+                if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= value < seg["p_vaddr"] + seg["p_memsz"]:
+                    return value - seg["p_vaddr"] + seg["p_offset"], size or 0
+            return value, size or 0
+    except (OSError, Exception):
+        return None
+
+
+def username(uid: int) -> str:
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def proc_exists(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")

@@ -1,0 +1,170 @@
+"""Decoding kernel bytes into neutral output values.
+
+The layouts come from ``codegen.layout`` (the same objects the code
+generator used), so a map key or an event argument is read exactly as it was
+written.  Values that are resolved in user space (symbols, user names,
+addresses, stacks) are resolved here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..codegen.layout import Layout, MapLayout, ValueKind, storage_type, type_size
+from ..kernel.symbols import KernelSymbols, UserSymbols, username
+from ..output import values as V
+from ..semantic import types as T
+from ..semantic.formats import render_time
+
+
+@dataclass
+class Resolver:
+    """User-space context needed to turn raw values into text."""
+
+    layout: Layout
+    ksyms: KernelSymbols = field(default_factory=KernelSymbols)
+    usyms: UserSymbols = field(default_factory=UserSymbols)
+    stack_lookup: Callable[[str, int], list[int] | None] | None = None
+    boot_wall_ns: int = 0        # wall-clock time at ktime 0, for strftime()
+    func_names: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------------
+    def value(self, t: T.Type, data: bytes | memoryview, off: int = 0) -> object:
+        st = storage_type(t)
+        if isinstance(st, T.IntType):
+            return int.from_bytes(data[off:off + 8], "little", signed=st.signed)
+        if isinstance(st, T.StringType):
+            raw = bytes(data[off:off + st.length])
+            nul = raw.find(b"\0")
+            return raw if nul < 0 else raw[:nul]
+        if isinstance(st, T.TupleType):
+            return tuple(self.value(et, data, off + eo) for et, eo in zip(st.elements, st.offsets()))
+        if isinstance(st, T.BufferType):
+            n = data[off]
+            return V.Buffer(bytes(data[off + 1:off + 1 + min(n, st.length)]))
+        if isinstance(st, T.StackType):
+            sid = int.from_bytes(data[off:off + 8], "little", signed=True)
+            pid = int.from_bytes(data[off + 8:off + 16], "little")
+            return self.stack(st, sid, pid)
+        if isinstance(st, T.SymbolType):
+            return self.symbol(st, data, off)
+        if isinstance(st, T.ArrayType):
+            es = type_size(st.element)
+            return tuple(int.from_bytes(data[off + i * es:off + (i + 1) * es], "little") for i in range(st.count))
+        return int.from_bytes(data[off:off + 8], "little")
+
+    def symbol(self, st: T.SymbolType, data: bytes | memoryview, off: int) -> str:
+        a = int.from_bytes(data[off:off + 8], "little")
+        k = st.kind
+        if k is T.SymbolKind.KSYM:
+            return self.ksyms.resolve(a)
+        if k is T.SymbolKind.USYM:
+            pid = int.from_bytes(data[off + 8:off + 16], "little")
+            return self.usyms.resolve(a, pid)
+        if k is T.SymbolKind.USERNAME:
+            return username(a)
+        if k is T.SymbolKind.PROBE:
+            names = self.layout.probe_names
+            return names[a] if a < len(names) else f"?{a}"
+        if k is T.SymbolKind.FUNC:
+            return self.func_names[a] if a < len(self.func_names) else f"0x{a:x}"
+        if k is T.SymbolKind.INET:
+            family = a
+            raw = bytes(data[off + 8:off + 24])
+            if family == 10:
+                return str(ipaddress.IPv6Address(raw[:16]))
+            return str(ipaddress.IPv4Address(raw[:4]))
+        if k is T.SymbolKind.TIMESTAMP:
+            fmt_index = int.from_bytes(data[off + 8:off + 16], "little")
+            fmts = self.layout.time_formats
+            fmt = fmts[fmt_index] if fmt_index < len(fmts) else "%H:%M:%S"
+            total = self.boot_wall_ns + a
+            text = render_time(fmt, total // 1_000_000_000, total % 1_000_000_000)
+            return "(?)" if text is None else text
+        if k is T.SymbolKind.MACADDR:
+            raw = bytes(data[off:off + 6])
+            return ":".join(f"{b:02X}" for b in raw)
+        if k is T.SymbolKind.STRERROR:
+            return os.strerror(a)
+        return f"0x{a:x}"
+
+    def stack(self, st: T.StackType, sid: int, pid: int) -> V.Stack:
+        if sid < 0 or self.stack_lookup is None:
+            return V.Stack([])
+        mapname = "pt_ustack" if st.user else "pt_kstack"
+        addrs = self.stack_lookup(mapname, sid) or []
+        frames = []
+        for addr in addrs[: st.limit]:
+            if addr == 0:
+                break
+            if st.mode is T.StackMode.RAW:
+                frames.append(f"{addr:x}")
+                continue
+            if st.user:
+                frames.append(self.usyms.resolve(addr, pid, offset=True))
+            else:
+                frames.append(self.ksyms.resolve(addr, offset=True))
+        return V.Stack(frames, mode=st.mode.value)
+
+
+def decode_map(res: Resolver, ml: MapLayout, items: list[tuple[bytes, object]]) -> V.MapData:
+    """``items`` are (key bytes, value bytes) or, for per-CPU maps,
+    (key bytes, [value bytes per CPU])."""
+    keyed = ml.key_type is not None
+    entries: list[tuple[tuple, object]] = []
+    agg = ml.value_type if isinstance(ml.value_type, T.AggregationType) else None
+
+    def key_of(kb: bytes) -> tuple:
+        if not keyed:
+            return ()
+        assert ml.key_type is not None
+        if isinstance(ml.key_type, T.TupleType):
+            return tuple(res.value(et, kb, eo) for et, eo in zip(ml.key_type.elements, ml.key_type.offsets()))
+        return (res.value(ml.key_type, kb, 0),)
+
+    if ml.kind is ValueKind.HIST:
+        assert agg is not None
+        grouped: dict[bytes, dict[int, int]] = {}
+        for kb, vb in items:
+            assert isinstance(vb, (bytes, bytearray, memoryview))
+            user = bytes(kb[: ml.user_key_size])
+            bucket = int.from_bytes(kb[ml.user_key_size:ml.user_key_size + 8], "little")
+            count = int.from_bytes(vb[:8], "little")
+            grouped.setdefault(user, {})[bucket] = grouped.setdefault(user, {}).get(bucket, 0) + count
+        for user, buckets in grouped.items():
+            if agg.kind is T.AggKind.HIST:
+                value: object = V.Hist(agg.params[0] if agg.params else 0, buckets)
+            else:
+                lo, hi, step = agg.params
+                value = V.LHist(lo, hi, step, buckets)
+            entries.append((key_of(user), value))
+        return V.MapData(ml.name, keyed, entries)
+    for kb, vb in items:
+        entries.append((key_of(kb), _value_of(res, ml, agg, vb)))
+    return V.MapData(ml.name, keyed, entries)
+
+
+def _value_of(res: Resolver, ml: MapLayout, agg: T.AggregationType | None, vb: object) -> object:
+    if agg is None:
+        assert isinstance(vb, (bytes, bytearray, memoryview))
+        return res.value(ml.value_type, vb, 0)
+    k = agg.kind
+    if k in (T.AggKind.COUNT, T.AggKind.SUM):
+        assert isinstance(vb, (bytes, bytearray, memoryview))
+        n = int.from_bytes(vb[:8], "little", signed=agg.signed or k is T.AggKind.SUM)
+        return V.Count(n) if k is T.AggKind.COUNT else V.Sum(n)
+    assert isinstance(vb, list)
+    if k in (T.AggKind.MIN, T.AggKind.MAX):
+        best = None
+        for cpu in vb:
+            if int.from_bytes(cpu[8:16], "little"):
+                v = int.from_bytes(cpu[:8], "little", signed=agg.signed)
+                if best is None or (v < best if k is T.AggKind.MIN else v > best):
+                    best = v
+        return V.Min(best or 0) if k is T.AggKind.MIN else V.Max(best or 0)
+    total = sum(int.from_bytes(cpu[:8], "little", signed=True) for cpu in vb)
+    count = sum(int.from_bytes(cpu[8:16], "little") for cpu in vb)
+    return V.Avg(count, total) if k is T.AggKind.AVG else V.Stats(count, total)

@@ -1,0 +1,378 @@
+"""A tracing session: maps and programs in, probes attached, events out.
+
+``Session`` is a context manager: whatever happens (normal exit, exit(),
+Ctrl-C, SIGTERM, an error half-way through attaching), leaving it closes
+every link, perf event, program and map it created, perf-event tracepoints
+concurrently (each close waits for an RCU grace period).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from ..bpf import attach as A
+from ..bpf import elf
+from ..bpf.maps import BpfMap
+from ..bpf.program import VerifierError, load_program, test_run
+from ..bpf.ringbuf import RingBuffer
+from ..bpf.syscalls import possible_cpus, online_cpus
+from ..codegen.layout import MAP_ARRAY, MAP_PERCPU_ARRAY, MAP_RINGBUF, MAP_STACK_TRACE, RINGBUF_BYTES, \
+    STACK_MAP_ENTRIES, Layout, ValueKind
+from ..codegen.llvm import module as M
+from ..codegen.llvm.calls import LOST_MAP, RINGBUF_MAP, start_ns
+from ..codegen.llvm.irgen import CodegenError
+from ..codegen.llvm.mapops import MAPFULL_MAP
+from ..diagnostics import Diagnostics
+from ..errors import EnvironmentProblem
+from ..kernel import tracefs
+from ..output import text as out_text
+from ..semantic.pipeline import Compilation
+from . import decode
+from .events import EventHandler, EventSink
+from .probes import attach_program
+
+NOTIFY_ENV = "__BPFTRACE_NOTIFY_PROBES_ATTACHED"
+
+
+@dataclass
+class RunOptions:
+    quiet: bool = False
+    verbose: bool = False
+    json: bool = False
+    unsafe: bool = False
+    pid: int | None = None
+    child: "Child | None" = None
+    params: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Child:
+    """A command started by -c, held before exec until every probe is attached."""
+
+    pid: int
+    release_fd: int
+
+    @classmethod
+    def spawn(cls, command: str) -> "Child":
+        import shlex
+        argv = shlex.split(command)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: wait for the go-ahead, then exec
+            os.close(w)
+            try:
+                os.read(r, 1)
+                os.execvp(argv[0], argv)
+            except OSError as exc:
+                os.write(2, f"pytrace: cannot run {argv[0]}: {exc.strerror}\n".encode())
+            os._exit(127)
+        os.close(r)
+        return cls(pid, w)
+
+    def release(self) -> None:
+        if self.release_fd >= 0:
+            os.write(self.release_fd, b"x")
+            os.close(self.release_fd)
+            self.release_fd = -1
+
+    def exited(self) -> bool:
+        try:
+            pid, _status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        return pid == self.pid
+
+
+class Session:
+    def __init__(self, comp: Compilation, options: RunOptions, out: TextIO, err: TextIO) -> None:
+        self.comp = comp
+        self.options = options
+        self.out = out
+        self.err = err
+        self.maps: dict[str, BpfMap] = {}
+        self.prog_fds: dict[str, int] = {}
+        self.attachments: list[A.Attachment] = []
+        self.layout: Layout | None = None
+        self.specs: list[M.ProgramSpec] = []
+        self.exit_code = 0
+        self.stopping = False
+        self.ringbuf: RingBuffer | None = None
+        self.handler: EventHandler | None = None
+        self.resolver: decode.Resolver | None = None
+        self.data_maps: dict[str, BpfMap] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        A.close_all(self.attachments)
+        self.attachments = []
+        for fd in self.prog_fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.prog_fds = {}
+        if self.ringbuf is not None:
+            self.ringbuf.close()
+            self.ringbuf = None
+        for m in list(self.maps.values()) + list(self.data_maps.values()):
+            m.close()
+        self.maps = {}
+        self.data_maps = {}
+
+    # ------------------------------------------------------------------ loading
+    def load(self, diags: Diagnostics) -> bool:
+        comp = self.comp
+        layout = M.build_layout(comp)
+        self.layout = layout
+        try:
+            self.specs = M.plan_programs(comp, layout)
+            # First pass of code generation discovers events and stack maps;
+            # maps are then created and the final code embeds their fds.
+            options = self._codegen_options()
+            M.generate(comp, layout, self.specs, {}, options)
+        except CodegenError as exc:
+            diags.error(str(exc), exc.span, hints=exc.hints)  # type: ignore[arg-type]
+            return False
+        self._create_maps(layout)
+        fds = {name: m.fd for name, m in self.maps.items()}
+        layout.events.clear()
+        layout.time_formats.clear()
+        gen = M.generate(comp, layout, self.specs, fds, self._codegen_options())
+        obj = elf.read_object(M.emit_object(gen))
+        self.data_maps = elf.create_data_maps(obj)
+        data_fds = {name: m.fd for name, m in self.data_maps.items()}
+        license = str(comp.config.get("license", "GPL"))
+        for spec in self.specs:
+            insns = elf.link_program(obj, f"pytrace/{spec.name}", fds, data_fds)
+            try:
+                fd = load_program(spec.prog_type, insns, license=license, name=spec.name[:15],
+                                  log_level=1 if self.options.verbose else 0)
+            except VerifierError as exc:
+                probe = spec.probe.probe
+                last = exc.log.strip().splitlines()[-1] if exc.log.strip() else str(exc)
+                diags.error(f"the kernel's verifier rejected the program of this probe: {last}", probe.span,
+                            hints=["run with -v to see the verifier's log"])
+                if self.options.verbose:
+                    print(exc.log, file=self.err)
+                return False
+            self.prog_fds[spec.name] = fd
+        self._fill_filters()
+        self.resolver = decode.Resolver(layout, stack_lookup=self._stack_lookup,
+                                        boot_wall_ns=time.time_ns() - time.monotonic_ns(),
+                                        func_names=self._func_names(layout))
+        return True
+
+    def _codegen_options(self) -> dict[str, object]:
+        child = self.options.child
+        return {"params": self.options.params, "start_ns": self._start_ns, "ncpus": len(online_cpus()),
+                "cpid": child.pid if child else 0, "resolve_symbol": self._resolve_symbol}
+
+    @property
+    def _start_ns(self) -> int:
+        if not hasattr(self, "_start"):
+            self._start = start_ns()
+        return self._start
+
+    def _resolve_symbol(self, kind: str, name: str) -> int | None:
+        if kind == "kaddr":
+            from ..kernel.symbols import KernelSymbols
+            return KernelSymbols().address(name)
+        if kind == "cgroupid":
+            try:
+                return os.stat(name if name.startswith("/") else f"/sys/fs/cgroup/{name}").st_ino
+            except OSError:
+                return None
+        return None
+
+    def _func_names(self, layout: Layout) -> list[str]:
+        names = []
+        by_target = {a.target: a for p in self.comp.probes for a in p.attaches}
+        for target in layout.probe_names:
+            a = by_target.get(target)
+            names.append(str(a.detail.get("symbol") or a.detail.get("func") or target) if a else target)
+        return names
+
+    def _create_maps(self, layout: Layout) -> None:
+        for ml in layout.maps.values():
+            self.maps[ml.bpf_name] = BpfMap.create(ml.map_type, ml.key_size, ml.value_size, ml.max_entries,
+                                                   ml.bpf_name, ml.flags)
+        self.maps[RINGBUF_MAP] = BpfMap.create(MAP_RINGBUF, 0, 0, RINGBUF_BYTES, RINGBUF_MAP)
+        self.maps[LOST_MAP] = BpfMap.create(MAP_PERCPU_ARRAY, 4, 8, 1, LOST_MAP)
+        self.maps[MAPFULL_MAP] = BpfMap.create(MAP_PERCPU_ARRAY, 4, 8, max(1, len(layout.maps)), MAPFULL_MAP)
+        for name, depth in layout.stack_maps.items():
+            self.maps[name] = BpfMap.create(MAP_STACK_TRACE, 4, 8 * 127, STACK_MAP_ENTRIES, name)
+            del depth
+        for spec in self.specs:
+            if spec.filter_map:
+                self.maps[spec.filter_map] = BpfMap.create(MAP_ARRAY, 4, 8, M.SYSCALL_TABLE_SIZE, spec.filter_map)
+
+    def _fill_filters(self) -> None:
+        for spec in self.specs:
+            if spec.filter_map:
+                m = self.maps[spec.filter_map]
+                for nr, value in spec.filter_entries.items():
+                    m.update(nr.to_bytes(4, "little"), value.to_bytes(8, "little"))
+
+    def _stack_lookup(self, mapname: str, sid: int) -> list[int] | None:
+        m = self.maps.get(mapname)
+        return None if m is None else m.stack(sid)
+
+    # ------------------------------------------------------------------ attaching
+    def attach(self) -> int:
+        """Attach every program; returns the number of probes (as bpftrace counts them)."""
+        root = None
+        count = 0
+        for spec in self.specs:
+            count += len(spec.attaches)
+            if spec.kind in ("begin", "end"):
+                continue
+            if spec.kind in ("tracepoint",) and root is None:
+                root = tracefs.tracefs_root()
+            self.attachments.extend(attach_program(spec, self.prog_fds[spec.name], root, self.options.pid,
+                                                   self.options.child.pid if self.options.child else None))
+        return count
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> int:
+        assert self.layout is not None and self.resolver is not None
+        self.ringbuf = RingBuffer(self.maps[RINGBUF_MAP])
+        sink = EventSink(write=self._write, on_exit=self._on_exit, on_print_map=self._print_map,
+                         on_clear=self._clear_map, on_print_value=self._print_value,
+                         system=self._system if self.options.unsafe else None, json=self.options.json)
+        self.handler = EventHandler(self.layout, self.resolver, sink)
+        self.ringbuf.callback = self.handler
+        n = self.attach()
+        if not self.options.quiet:
+            self._write(out_text.format_attached(n) if not self.options.json else
+                        '{"type": "attached_probes", "data": {"probes": %d}}\n' % n)
+        notify = os.environ.get(NOTIFY_ENV)
+        if notify:
+            print(notify, file=self.out, flush=True)
+        self._run_special("begin")
+        if self.options.child:
+            self.options.child.release()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not self.stopping:
+                self.ringbuf.poll(0.1)
+                if self.options.child and self.options.child.exited():
+                    break
+                if self.options.pid and not os.path.exists(f"/proc/{self.options.pid}"):
+                    break
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+        self.ringbuf.drain()
+        A.close_all(self.attachments)
+        self.attachments = []
+        self._run_special("end")
+        self.ringbuf.drain()
+        self._report_lost()
+        if self.comp.config.get("print_maps_on_exit", True):
+            self.print_all_maps()
+        self.out.flush()
+        return self.exit_code
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stopping = True
+
+    def _on_exit(self, code: int) -> None:
+        self.exit_code = code
+        self.stopping = True
+
+    def _run_special(self, kind: str) -> None:
+        for spec in self.specs:
+            if spec.kind == kind:
+                test_run(self.prog_fds[spec.name], ctx=bytes(64))
+        if self.ringbuf is not None:
+            self.ringbuf.drain()
+
+    def _write(self, text: str) -> None:
+        self.out.write(text)
+        if not self.out.isatty():
+            return
+        self.out.flush()
+
+    def _system(self, command: str) -> None:
+        import subprocess
+        self.out.flush()
+        subprocess.run(command, shell=True)
+
+    # ------------------------------------------------------------------ maps
+    def map_data(self, name: str):  # type: ignore[no-untyped-def]
+        assert self.layout is not None and self.resolver is not None
+        ml = self.layout.maps[name]
+        m = self.maps[ml.bpf_name]
+        items = m.items_percpu() if ml.percpu else m.items()
+        return decode.decode_map(self.resolver, ml, items)
+
+    def print_all_maps(self) -> None:
+        assert self.layout is not None
+        for name in self.layout.maps:
+            data = self.map_data(name)
+            if not data.entries:
+                continue
+            self._emit_map(data, 0, 1)
+
+    def _emit_map(self, data, top: int, div: int) -> None:  # type: ignore[no-untyped-def]
+        if self.options.json:
+            from ..output import json as out_json
+            self._write(out_json.format_map(data, top=top, div=div))
+        else:
+            self._write(out_text.format_map(data, top=top, div=div))
+
+    def _print_map(self, name: str, top: int, div: int) -> None:
+        self._emit_map(self.map_data(name), top, div)
+
+    def _clear_map(self, name: str, zero: bool) -> None:
+        assert self.layout is not None
+        ml = self.layout.maps[name]
+        m = self.maps[ml.bpf_name]
+        if not zero or ml.kind is ValueKind.HIST:
+            m.clear()
+            return
+        width = possible_cpus() if ml.percpu else 1
+        for key, _ in m.items():
+            m.update(key, [bytes(ml.value_size)] * width if ml.percpu else bytes(ml.value_size))
+
+    def _print_value(self, value: object) -> None:
+        if self.options.json:
+            from ..output import json as out_json
+            self._write(out_json.format_value(value))
+        else:
+            self._write(out_text.format_value(value) + "\n")
+
+    def _report_lost(self) -> None:
+        lost = self.maps.get(LOST_MAP)
+        if lost is None:
+            return
+        per_cpu = lost.lookup_percpu(bytes(4)) or []
+        total = sum(int.from_bytes(v[:8], "little") for v in per_cpu)
+        if total:
+            print(out_text.format_lost(total), file=self.err if not self.options.json else self.out, end="")
+        full = self.maps.get(MAPFULL_MAP)
+        if full is not None and self.layout is not None:
+            for i, name in enumerate(self.layout.maps):
+                vals = full.lookup_percpu(i.to_bytes(4, "little")) or []
+                n = sum(int.from_bytes(v[:8], "little") for v in vals)
+                if n:
+                    ml = self.layout.maps[name]
+                    print(f"WARNING: map {name} was full: {n} update(s) dropped (max_entries {ml.max_entries}); "
+                          f"raise it with BPFTRACE_MAX_MAP_KEYS or config = {{ max_map_keys = N }}",
+                          file=self.err)
+
+
+def check_privileges() -> None:
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("pytrace needs root privileges to load BPF programs",
+                                 "run it with sudo")
