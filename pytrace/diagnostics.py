@@ -105,9 +105,48 @@ class Diagnostics:
         return "\n".join(d.render() for d in self.items)
 
 
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions
+    and transpositions of neighbours each cost 1 ('cuont' is 1 from 'count')."""
+    if a == b:
+        return 0
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
 def suggest(name: str, candidates: Iterable[str]) -> list[str]:
-    """'did you mean' hints for a near-miss name, closest first."""
-    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    """'did you mean' hints for a near-miss name, closest first.
+
+    A candidate a typo or two away wins (by edit distance, so swapped letters
+    count once: 'prinft' finds 'printf', not 'print'); otherwise difflib's
+    similarity picks a looser match.
+    """
+    names = [c for c in dict.fromkeys(candidates) if c and c != name]
+    if not name or not names:
+        return []
+    n = len(name)
+    limit = 0 if n <= 2 else 1 if n <= 5 else 2 if n <= 9 else 3
+    best: tuple[int, int, float, str] | None = None
+    for c in names:
+        d = _edit_distance(name.lower(), c.lower())
+        if c.lower() == name.lower():
+            d = 0
+        if d <= limit:
+            key = (d, abs(len(c) - n), -difflib.SequenceMatcher(None, name, c).ratio(), c)
+            if best is None or key < best:
+                best = key
+    if best is not None:
+        return [f"did you mean '{best[3]}'?"]
+    matches = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
     return [f"did you mean '{m}'?" for m in matches]
 
 

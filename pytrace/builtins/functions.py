@@ -7,7 +7,7 @@ functions used for their effect).
 
 from __future__ import annotations
 
-import signal as _signal
+import signal as _signals
 from typing import TYPE_CHECKING
 
 from ..frontend import ast
@@ -50,7 +50,10 @@ def _format(e: ast.Expr, ck: "Checker") -> T.Type:
     arg_types = [ck.expr(a) for a in e.args[1:]]
     if not isinstance(fmt_node, ast.String):
         ck.expr(fmt_node)
-        ck.error(f"{e.name}(): the format must be a string literal", fmt_node.span)
+        hints = []
+        if isinstance(fmt_node, ast.Positional):
+            hints = [f'print a parameter with a format: {e.name}("%s", str(${fmt_node.index}))']
+        ck.error(f"{e.name}(): the format must be a string literal", fmt_node.span, hints=hints)
         return VOID
     fmt_node.ty = T.StringType(len(fmt_node.value) + 1)
     for a, t in zip(e.args[1:], arg_types):
@@ -257,7 +260,7 @@ def _signal(e: ast.Expr, ck: "Checker") -> T.Type:
         a.ty = T.StringType(len(a.value) + 1)
         name = a.value.upper()
         name = name if name.startswith("SIG") else "SIG" + name
-        if not hasattr(_signal.Signals, name) or name in ("SIG_DFL", "SIG_IGN"):
+        if not hasattr(_signals.Signals, name) or name in ("SIG_DFL", "SIG_IGN"):
             ck.error(f"signal(): unknown signal '{a.value}'", a.span)
         return VOID
     t = ck.expr(a)
@@ -298,7 +301,16 @@ def _delete(e: ast.Expr, ck: "Checker") -> T.Type:
     assert isinstance(e, ast.Call)
     if len(e.args) == 1:
         a = e.args[0]
-        if not isinstance(a, ast.Map) or a.keys is None:
+        if isinstance(a, ast.Map) and a.keys is None:
+            # delete(@x) of a map without keys resets it (bpftrace allows it).
+            ck.expr(a, allow_bare_map=True)
+            info = ck.maps.get(a.name)
+            if info is not None and info.key is not None:
+                ck.error(f"delete() of an element of {a.name} needs its key", a.span,
+                         hints=[f"write delete({a.name}[key]) or delete({a.name}, key); "
+                                f"clear({a.name}) deletes every element"])
+            return VOID
+        if not isinstance(a, ast.Map):
             ck.expr(a, allow_bare_map=True)
             ck.error("delete() expects a map element such as @m[key], or delete(@m, key)", a.span)
             return VOID
@@ -380,7 +392,8 @@ def _fn(name: str, check, sig: str, doc: str, lo: int, hi: int | None, **kw) -> 
 
 ENTRIES: list[Builtin] = [
     _fn("printf", _format, 'printf(fmt, ...)', "print formatted text", 1, None, is_async=True),
-    _fn("system", _format, 'system(fmt, ...)', "run a shell command", 1, None, unsafe=True, is_async=True),
+    _fn("system", _format, 'system(fmt, ...)', "run a shell command", 1, None, unsafe=True, is_async=True,
+        unsafe_reason="runs a shell command"),
     _fn("cat", _format, 'cat(fmt, ...)', "print a file's contents", 1, None, is_async=True),
     _fn("debugf", _format, 'debugf(fmt, ...)', "write to the kernel trace pipe", 1, None),
     _fn("print", _print, "print(@map[, top[, div]]) or print(value)", "print a map or a value", 1, 3,
@@ -406,9 +419,14 @@ ENTRIES: list[Builtin] = [
     _fn("strncmp", _strncmp, "strncmp(a, b, n)", "compare the first n bytes of two strings", 3, 3),
     _fn("strcontains", _strcontains, "strcontains(haystack, needle)", "whether a string contains another",
         2, 2),
-    _fn("signal", _signal, 'signal(sig)', "send a signal to the current task", 1, 1, unsafe=True),
+    _fn("signal", _signal, 'signal(sig)', "send a signal to the current task", 1, 1, unsafe=True,
+        unsafe_reason="sends a signal to the traced process",
+        providers=frozenset({"kprobe", "kretprobe", "uprobe", "uretprobe", "usdt", "tracepoint", "rawtracepoint",
+                             "fentry", "fexit", "profile", "interval", "software", "hardware", "watchpoint",
+                             "asyncwatchpoint"})),
     _fn("override", _override, "override(rc)", "override a kernel function's return value", 1, 1,
-        unsafe=True, providers=frozenset({"kprobe"})),
+        unsafe=True, unsafe_reason="changes the return value of a kernel function",
+        providers=frozenset({"kprobe"})),
     _fn("exit", _exit, "exit([code])", "stop tracing", 0, 1, is_async=True),
     _fn("clear", _map_only, "clear(@map)", "delete every element of a map", 1, 1, is_async=True),
     _fn("zero", _map_only, "zero(@map)", "set every element of a map to zero", 1, 1, is_async=True),

@@ -38,6 +38,8 @@ class Builtin:
     min_args: int = 0
     max_args: int | None = 0            # None: variadic
     unsafe: bool = False
+    # Why an unsafe builtin needs --unsafe ('runs a shell command').
+    unsafe_reason: str = ""
     # Canonical provider names where the builtin is meaningful; None: everywhere.
     providers: frozenset[str] | None = None
     # Also usable as a bare name without parentheses (kstack, ustack).

@@ -30,11 +30,17 @@ def _comm(e: ast.Expr, ck: "Checker") -> T.Type:
     return T.StringType(16)
 
 
+def _no_args_hint(a) -> str:  # type: ignore[no-untyped-def]
+    if a.retval is not None:
+        return "a return probe has no arguments; 'retval' is the return value"
+    return "this probe type has no arguments"
+
+
 def _args(e: ast.Expr, ck: "Checker") -> T.Type:
     structs = []
     for a in ck.scope.attaches:
         if a.args is None:
-            hint = "use arg0, arg1, ... instead" if a.nargs else "this probe type has no arguments"
+            hint = "use arg0, arg1, ... instead" if a.nargs else _no_args_hint(a)
             ck.error(f"'args' is not available in {a.provider} probes", e.span, hints=[hint])
             return T.I64
         structs.append(a.args)
@@ -56,8 +62,11 @@ def _retval(e: ast.Expr, ck: "Checker") -> T.Type:
     types = []
     for a in ck.scope.attaches:
         if a.retval is None:
+            hints = []
+            if a.args is not None and a.args.field("ret") is not None:
+                hints = ["this tracepoint has the return value in args.ret"]
             ck.error(f"'retval' is only available in return probes (kretprobe, uretprobe, fexit), "
-                     f"not in {a.provider}", e.span)
+                     f"not in {a.provider} probes", e.span, hints=hints)
             return T.U64
         types.append(a.retval)
     return types[0] if types else T.U64
@@ -71,6 +80,17 @@ def _func(e: ast.Expr, ck: "Checker") -> T.Type:
             break
     kind = T.SymbolKind.FUNC
     return T.SymbolType(kind)
+
+
+def _ctx(e: ast.Expr, ck: "Checker") -> T.Type:
+    """The probe's context: for iter probes the iterated object
+    (``struct bpf_iter__task *``, from BTF), elsewhere the raw context."""
+    for a in ck.scope.attaches:
+        if a.provider == "iter":
+            tag = f"bpf_iter__{a.detail.get('iterator', '')}"
+            full = ck.env.struct("struct", tag)
+            return T.PointerType(full or T.StructType("struct", tag, None), T.AddrSpace.KERNEL)
+    return T.PointerType(T.VOID, T.AddrSpace.KERNEL)
 
 
 def _cpid(e: ast.Expr, ck: "Checker") -> T.Type:
@@ -114,7 +134,7 @@ def argn_entry(name: str) -> Builtin | None:
     def check(e: ast.Expr, ck: "Checker") -> T.Type:
         for a in ck.scope.attaches:
             if a.nargs == 0:
-                hint = "use args.NAME" if a.args is not None else "this probe type has no arguments"
+                hint = "use args.NAME" if a.args is not None else _no_args_hint(a)
                 ck.error(f"'{name}' is not available in {a.provider} probes", e.span, hints=[hint])
                 return T.U64
             if n >= a.nargs:
@@ -149,6 +169,7 @@ ENTRIES: list[Builtin] = [
     Builtin("probe", Kind.VARIABLE, _const(T.SymbolType(T.SymbolKind.PROBE)), "probe",
             "full name of the probe that fired"),
     Builtin("func", Kind.VARIABLE, _func, "func", "name of the probed function"),
+    Builtin("ctx", Kind.VARIABLE, _ctx, "ctx", "the probe's context (the iterated object in iter probes)"),
     Builtin("args", Kind.VARIABLE, _args, "args", "the probe's arguments by name (args.filename)"),
     Builtin("retval", Kind.VARIABLE, _retval, "retval", "return value, in return probes"),
     Builtin("kstack", Kind.VARIABLE, _stack(False), "kstack([mode,] [limit])", "kernel stack trace",

@@ -297,7 +297,12 @@ class AstBuilder(Transformer):
         return self._expr(node, c, c[0])
 
     def tuple_index(self, c: list[Any]) -> ast.Expr:
-        return self._expr(ast.TupleIndex(c[0], int(str(c[2]).replace("_", ""), 10)), c, c[0])
+        text = str(c[2]).replace("_", "")
+        if not text.isdigit():
+            self.diags.error(f"invalid tuple index '{c[2]}'", self._tok_span(c[2]),
+                             hints=["tuple elements are numbered 0, 1, 2, ..."])
+            text = "0"
+        return self._expr(ast.TupleIndex(c[0], int(text, 10)), c, c[0])
 
     def index(self, c: list[Any]) -> ast.Expr:
         return self._expr(ast.Index(c[0], c[2]), c, c[0], c[2])

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from importlib import resources
 from pathlib import Path
 
-from lark import Lark, Token
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..diagnostics import Diagnostics, Note
@@ -172,14 +172,19 @@ class Parser:
                 diags.error("'else' without a matching 'if'", top.span,
                             hints=["'else' must follow the '}' of an 'if' block"])
                 return pos
-            if tok.type in _CLOSERS and not _open_brackets(stack, tok.type):
+            if tok.type == "C_DIRECTIVE":
+                hints = ["'#' lines (#include, #define) are only allowed outside probes; "
+                         "comments are written // ... or /* ... */"]
+            elif "ENDPRED" in exc.expected and not _open_brackets(stack, None):
+                hints = ["a predicate ends with '/' right before the probe's block: /pid == 1/ { ... }"]
+            elif tok.type in _CLOSERS and not _open_brackets(stack, tok.type):
                 hints = [f"this '{tok}' has no matching '{_CLOSERS[tok.type]}'"]
             elif str(tok) == ">" and "')'" not in expected and "';'" in expected:
                 hints = ["statements in a '< ... >' block end with ';' before the closing '>'"]
-            elif (isinstance(top, list) and top and isinstance(top[-1], ast.AttachPoint)
-                  and top[-1].raw in ("struct", "union", "enum", "typedef")):
-                hints = [f"a C {top[-1].raw} definition ends with ';' after its closing '}}'"]
-            elif tok.type in _EXPR_START and (m := _NOT_A_CAST.search(text, 0, pos)) is not None:
+            elif (isinstance(top, Token) and top.type == "NAME" and len(stack) == 1 + _items(stack)
+                  and str(top) in ("struct", "union", "enum")):
+                hints = [f"a C {top} definition ends with ';' after its closing '}}'"]
+            elif tok.type in _EXPR_START and (m := _NOT_A_CAST.search(text, max(0, pos - 200), pos)) is not None:
                 hints = [f"'{m.group(1)}' is not a type: casts take uint8 ... int64, bool, "
                          "or a struct, union or enum type"]
             elif tok.type in _EXPR_START | _STMT_KEYWORDS and "SEMICOLON" in exc.expected:
@@ -205,6 +210,14 @@ class Parser:
         if _in_angle_block(stack):
             diags.error("unexpected end of input: the '< ... >' block is not closed", at,
                         hints=["statements in a '< ... >' block end with ';' before the closing '>'"])
+            return
+        if _open_predicate(stack) and not opened:
+            diags.error("unexpected end of input: the predicate is not closed", at,
+                        hints=["a predicate ends with '/' right before the probe's block: /pid == 1/ { ... }"])
+            return
+        if _without_body(stack):
+            diags.error("unexpected end of input: the probe has no block", at,
+                        hints=["a probe's statements go in braces: BEGIN { printf(\"hello\\n\"); }"])
             return
         if opened:
             tok = opened[-1]
@@ -251,6 +264,38 @@ def _open_brackets(stack: list[Any], closing: str | None) -> list[Token]:
     if closing is not None:
         return [t for t in opened if t.type in _MATCHES[closing]]
     return opened
+
+
+def _items(stack: list[Any]) -> int:
+    """How many finished top-level items start the parser's stack."""
+    n = 0
+    for item in stack:
+        if not isinstance(item, (ast.Probe, ast.CItem, ast.Config, ast.Import, ast.MacroDef, ast.MapDecl)):
+            break
+        n += 1
+    return n
+
+
+def _without_body(stack: list[Any]) -> bool:
+    """Whether the input ended in a probe's attach points or predicate,
+    before its block started."""
+    rest = stack[_items(stack):]
+    if not rest:
+        return False
+    first = rest[0]
+    if isinstance(first, Tree) and first.data == "_attach":
+        first = first.children[0] if first.children else None
+    if not (isinstance(first, Token) and first.type in ("ATTACH_POINT", "NAME")) and not (
+            isinstance(first, list) and first and isinstance(first[0], ast.AttachPoint)):
+        return False
+    return not any(isinstance(t, Token) and t.type in ("LBRACE", "LT") for t in rest)
+
+
+def _open_predicate(stack: list[Any]) -> bool:
+    """Whether the input ended inside a probe's predicate ('BEGIN /pid')."""
+    rest = stack[_items(stack):]
+    return (len(rest) >= 2 and isinstance(rest[0], list) and isinstance(rest[1], Token)
+            and rest[1].type == "SLASH" and not (isinstance(rest[-1], Token) and rest[-1].type == "SLASH"))
 
 
 def _in_angle_block(stack: list[Any]) -> bool:

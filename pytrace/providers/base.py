@@ -28,6 +28,9 @@ class ResolveEnv:
     params: list[str] = field(default_factory=list)   # positional parameters $1..
     pid: int | None = None
     unsafe: bool = False
+    # Attach points (by id) whose positional parameters could not be
+    # substituted; they were reported and are not resolved further.
+    failed: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -53,18 +56,33 @@ class Provider(abc.ABC):
     # or per sample/timer, where 'args' means nothing.
     runs_once: bool = False
 
-    @abc.abstractmethod
+    # Most parts an attach point of this type has, the provider name included.
+    max_parts: int = 3
+
     def resolve(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         """Parse ``parts`` (the attach point split on ':'; parts[0] is the
         provider name as written) and expand it.  Errors go to env.diags and
         an empty list is returned."""
+        if id(ap) in env.failed:
+            return []
+        if len(parts) > self.max_parts:
+            return self.error_form(ap, env, f"too many parts for the {self.name} probe type",
+                                   part_span(ap, self.max_parts, to_end=True, with_colon=True))
+        return self.resolve_parts(ap, parts, env)
+
+    @abc.abstractmethod
+    def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
+        """``resolve`` for an attach point with at most ``max_parts`` parts."""
 
     # Helpers shared by the provider modules -------------------------------
     def usage(self) -> str:
         return f"{self.name}:..."
 
-    def error_form(self, ap: AttachPoint, env: ResolveEnv, problem: str) -> list[ResolvedAttach]:
-        env.diags.error(f"{problem} in '{ap.raw}'", ap.span, hints=[f"the form is {self.usage()}"])
+    def error_form(self, ap: AttachPoint, env: ResolveEnv, problem: str,
+                   span: Span | None = None) -> list[ResolvedAttach]:
+        """Report a malformed attach point; ``span`` narrows the caret to the
+        part at fault (the whole attach point by default)."""
+        env.diags.error(problem, span or ap.span, hints=[f"the form is {self.usage()}"])
         return []
 
 
@@ -90,6 +108,49 @@ def split_attach_point(raw: str) -> list[str]:
         i += 1
     parts.append("".join(cur))
     return parts
+
+
+def _part_offsets(raw: str) -> list[tuple[int, int]]:
+    """(start, end) of each ':'-separated part of ``raw``, as
+    ``split_attach_point`` splits it (quotes included in the range)."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    quoted = False
+    i = 0
+    while i < len(raw):
+        ch = raw[i]
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "\\" and quoted:
+            i += 1
+        elif ch == ":" and not quoted:
+            out.append((start, i))
+            start = i + 1
+        i += 1
+    out.append((start, len(raw)))
+    return out
+
+
+def part_span(ap: AttachPoint, index: int, *, to_end: bool = False, with_colon: bool = False,
+              skip: int = 0) -> Span | None:
+    """The span of part ``index`` of an attach point (``to_end``: through the
+    last part; ``with_colon``: from the ':' before it; ``skip``: characters
+    left out at the start of the part, e.g. up to a '+' offset)."""
+    if ap.span is None:
+        return None
+    offsets = _part_offsets(ap.raw)
+    if index >= len(offsets) or ap.span.end - ap.span.start != len(ap.raw):
+        return ap.span
+    start, end = offsets[index]
+    if to_end:
+        end = offsets[-1][1]
+    start = min(start + skip, end)
+    if with_colon and index > 0:
+        start -= 1
+    if end <= start:
+        # An empty part: point at the ':' before it.
+        start, end = max(0, start - 1), max(start, 1)
+    return Span(ap.span.file, ap.span.start + start, ap.span.start + end)
 
 
 def parse_int(text: str) -> int | None:
@@ -120,8 +181,16 @@ def substitute_params(part: str, ap: AttachPoint, env: ResolveEnv) -> str:
                 j += 1
             n = int(part[i + 1:j])
             if n == 0 or n > len(env.params):
-                env.diags.error(f"positional parameter ${n} is not set", ap.span,
-                                hints=["pass it after the script: pytrace script.pt ARG..."])
+                at = ap.span
+                where = ap.raw.find(part[i:j])
+                if ap.span is not None and where >= 0 and ap.span.end - ap.span.start == len(ap.raw):
+                    at = Span(ap.span.file, ap.span.start + where, ap.span.start + where + j - i)
+                if n == 0:
+                    env.diags.error("positional parameters start at $1", at)
+                else:
+                    env.diags.error(f"positional parameter ${n} is not set", at,
+                                    hints=["pass it after the script: pytrace script.pt ARG..."])
+                env.failed.add(id(ap))
                 out.append("")
             else:
                 out.append(env.params[n - 1])
@@ -133,6 +202,11 @@ def substitute_params(part: str, ap: AttachPoint, env: ResolveEnv) -> str:
 
 
 def not_found(env: ResolveEnv, ap: AttachPoint, what: str, name: str, candidates: list[str],
-              extra_hints: list[str] | None = None) -> list[ResolvedAttach]:
-    env.diags.error(f"{what} not found: {name}", ap.span, hints=suggest(name, candidates) + (extra_hints or []))
+              extra_hints: list[str] | None = None, span: Span | None = None) -> list[ResolvedAttach]:
+    """Report a name that does not exist, with the closest candidate as a
+    hint, or the whole (short) list of candidates when none is close."""
+    hints = suggest(name, candidates)
+    if not hints and 0 < len(candidates) <= 20:
+        hints = [f"known {what}s: " + ", ".join(candidates)]
+    env.diags.error(f"{what} not found: {name}", span or ap.span, hints=hints + (extra_hints or []))
     return []

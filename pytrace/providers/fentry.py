@@ -22,13 +22,14 @@ class FentryProvider(Provider):
     def usage(self) -> str:
         return f"{self.name}:function or {self.name}:module:function"
 
-    def resolve(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
+    def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         if len(parts) not in (2, 3) or not parts[-1]:
             return self.error_form(ap, env, "a kernel function is needed")
         func = parts[-1]
         btf = env.kernel.btf()
         if btf is None:
-            env.diags.error(f"{self.name} probes need kernel BTF (/sys/kernel/btf/vmlinux)", ap.span)
+            env.diags.error(f"{self.name} probes need kernel BTF, and this kernel has none", ap.span,
+                            hints=["BTF comes from /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF=y)"])
             return []
         names = [func]
         if has_wildcard(func):

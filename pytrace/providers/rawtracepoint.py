@@ -21,7 +21,7 @@ class RawTracepointProvider(Provider):
     def usage(self) -> str:
         return "rawtracepoint:event or rawtracepoint:module:event (e.g. rawtracepoint:sched_switch)"
 
-    def resolve(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
+    def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         if len(parts) not in (2, 3) or not parts[-1]:
             return self.error_form(ap, env, "a raw tracepoint needs an event name")
         event = parts[-1]

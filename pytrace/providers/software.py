@@ -8,7 +8,7 @@ machines often lack (reported at attach time).
 from __future__ import annotations
 
 from ..frontend.ast import AttachPoint
-from .base import Provider, ResolveEnv, ResolvedAttach, not_found, parse_int
+from .base import Provider, ResolveEnv, ResolvedAttach, not_found, parse_int, part_span
 
 # name -> (perf config, default sample period); aliases share a config.
 SOFTWARE_EVENTS: dict[str, tuple[int, int]] = {
@@ -36,17 +36,18 @@ class SoftwareProvider(Provider):
     def usage(self) -> str:
         return f"{self.name}:event or {self.name}:event:count (e.g. {self.name}:{next(iter(self.events))}:1000)"
 
-    def resolve(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
+    def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         if len(parts) not in (2, 3) or not parts[1]:
             return self.error_form(ap, env, "an event name is needed")
         event = parts[1]
         if event not in self.events:
-            return not_found(env, ap, f"{self.name} event", event, list(self.events))
+            return not_found(env, ap, f"{self.name} event", event, list(self.events), span=part_span(ap, 1))
         config, period = self.events[event]
         if len(parts) == 3:
-            value = parse_int(parts[2])
+            value = parse_int(parts[2]) if parts[2] else None
             if value is None or value <= 0:
-                return self.error_form(ap, env, f"invalid count '{parts[2]}'")
+                return self.error_form(ap, env, f"invalid count '{parts[2]}': a positive integer is needed",
+                                       part_span(ap, 2))
             period = value
         return [ResolvedAttach(self.name, f"{self.name}:{event}:{period}", ap.span,
                                detail={"event": event, "config": config, "period": period})]

@@ -12,22 +12,25 @@ UNITS = ("hz", "s", "ms", "us", "ns")
 _SUFFIXED = re.compile(r"^([0-9_]+)(hz|s|ms|us|ns)$")
 
 
-def parse_rate(parts: list[str]) -> tuple[str, int] | str:
-    """(unit, value) from the parts after the provider name, or a problem text."""
+def parse_rate(parts: list[str]) -> tuple[str, int] | tuple[str, None, int]:
+    """(unit, value) from the parts after the provider name, or (problem,
+    None, index of the part at fault, 0 for the whole attach point)."""
     if len(parts) == 2:
         unit, value_text = parts
-    elif len(parts) == 1:
+        unit_at, value_at = 1, 2
+    elif len(parts) == 1 and parts[0]:
         m = _SUFFIXED.match(parts[0])
         if not m:
-            return "a unit and a value are needed"
+            return "a unit and a value are needed", None, 0
         value_text, unit = m.group(1), m.group(2)
+        unit_at = value_at = 1
     else:
-        return "a unit and a value are needed"
+        return "a unit and a value are needed", None, 0
     if unit not in UNITS:
-        return f"unknown unit '{unit}' (use hz, s, ms or us)"
-    value = parse_int(value_text)
+        return f"unknown unit '{unit}' (use hz, s, ms or us)", None, unit_at
+    value = parse_int(value_text) if value_text else None
     if value is None or value <= 0:
-        return f"invalid value '{value_text}'"
+        return f"invalid value '{value_text}': a positive integer is needed", None, value_at
     return unit, value
 
 

@@ -7,9 +7,10 @@ Wildcards may be used in both parts.
 
 from __future__ import annotations
 
+from ..diagnostics import suggest
 from ..frontend.ast import AttachPoint
 from ..kernel.info import has_wildcard
-from .base import Provider, ResolveEnv, ResolvedAttach, not_found
+from .base import Provider, ResolveEnv, ResolvedAttach, not_found, part_span
 
 
 class TracepointProvider(Provider):
@@ -19,7 +20,7 @@ class TracepointProvider(Provider):
     def usage(self) -> str:
         return "tracepoint:category:event (e.g. tracepoint:syscalls:sys_enter_openat)"
 
-    def resolve(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
+    def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         if len(parts) != 3 or not parts[1] or not parts[2]:
             return self.error_form(ap, env, "a tracepoint needs a category and an event")
         cat, ev = parts[1], parts[2]
@@ -35,9 +36,12 @@ class TracepointProvider(Provider):
         else:
             if not kernel.has_tracepoint(cat, ev):
                 if cat not in kernel.categories():
-                    return not_found(env, ap, "tracepoint category", cat, kernel.categories())
+                    return not_found(env, ap, "tracepoint category", cat, kernel.categories(),
+                                     span=part_span(ap, 1))
                 events = [e for c, e in kernel.match_tracepoints(cat, "*")]
-                return not_found(env, ap, "tracepoint", f"{cat}:{ev}", [f"{cat}:{e}" for e in events])
+                env.diags.error(f"tracepoint not found: {cat}:{ev}", part_span(ap, 2),
+                                hints=suggest(ev, events) or [f"list them with: pytrace -l 'tracepoint:{cat}:*'"])
+                return []
             matches = [(cat, ev)]
         out = []
         for c, e in matches:

@@ -14,7 +14,7 @@ import re
 
 from ..frontend.ast import AttachPoint
 from ..semantic.types import U64
-from .base import Provider, ResolveEnv, ResolvedAttach, parse_int
+from .base import Provider, ResolveEnv, ResolvedAttach, parse_int, part_span
 
 # Where glibc's loader looks on Debian x86_64 (ld.so.conf.d/x86_64-linux-gnu.conf).
 LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/local/lib",
@@ -49,38 +49,46 @@ class UprobeProvider(Provider):
     name = "uprobe"
     aliases = ("u",)
     is_return = False
+    max_parts = 4  # uprobe:bin:cpp:Name::func
 
     def usage(self) -> str:
         return f"{self.name}:/path/to/binary:function (or a library name: {self.name}:libc:malloc)"
 
-    def resolve(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
+    def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
+        # Index of the function part in the attach point as written.
+        last = len(parts) - 1
         if len(parts) == 2 and env.pid is not None:
             parts = [parts[0], f"/proc/{env.pid}/exe", parts[1]]
-        if len(parts) == 4 and parts[2] == "cpp":  # uprobe:bin:cpp:Name::func
+        if len(parts) == 4:
+            if parts[2] != "cpp":  # uprobe:bin:cpp:Name::func
+                return self.error_form(ap, env, f"too many parts for a {self.name} probe",
+                                       part_span(ap, 3, to_end=True, with_colon=True))
             parts = [parts[0], parts[1], parts[3]]
         if len(parts) != 3 or not parts[1] or not parts[2]:
             return self.error_form(ap, env, "a binary and a function are needed")
         binary, sym = parts[1], parts[2]
         path = resolve_binary(binary, env.pid)
         if path is None:
-            env.diags.error(f"binary or library not found: {binary}", ap.span,
-                            hints=["give the full path, e.g. uprobe:/usr/bin/bash:readline"])
+            env.diags.error(f"binary or library not found: {binary}", part_span(ap, 1) if last >= 2 else ap.span,
+                            hints=[f"give the full path, e.g. {self.name}:/usr/bin/bash:readline"])
             return []
         offset, address = 0, None
         if "+" in sym and not sym.startswith("0x"):
+            plus = sym.rindex("+")
             if self.is_return:
-                return self.error_form(ap, env, "an offset is not allowed in a return probe")
+                return self.error_form(ap, env, f"a {self.name} cannot have an offset",
+                                       part_span(ap, last, skip=plus))
             sym, off = sym.rsplit("+", 1)
-            value = parse_int(off)
+            value = parse_int(off) if off else None
             if value is None:
-                return self.error_form(ap, env, f"invalid offset '{off}'")
+                return self.error_form(ap, env, f"invalid offset '{off}'", part_span(ap, last, skip=plus + 1))
             offset = value
         if sym[:1].isdigit():
             address = parse_int(sym)
             if address is None:
-                return self.error_form(ap, env, f"invalid address '{sym}'")
+                return self.error_form(ap, env, f"invalid address '{sym}'", part_span(ap, last))
         elif not _SYMBOL.match(sym):
-            return self.error_form(ap, env, f"invalid function name '{sym}'")
+            return self.error_form(ap, env, f"invalid function name '{sym}'", part_span(ap, last))
         target = f"{self.name}:{path}:{sym}" + (f"+{offset}" if offset else "")
         return [ResolvedAttach(self.name, target, ap.span, nargs=0 if self.is_return else 6,
                                retval=U64 if self.is_return else None, has_func=True,

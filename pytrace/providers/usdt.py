@@ -8,25 +8,28 @@ decoded from the note's operand specs at attach time.
 from __future__ import annotations
 
 from ..frontend.ast import AttachPoint
-from .base import Provider, ResolveEnv, ResolvedAttach
+from .base import Provider, ResolveEnv, ResolvedAttach, part_span
 from .uprobe import resolve_binary
 
 
 class UsdtProvider(Provider):
     name = "usdt"
     aliases = ("U",)
+    max_parts = 4
 
     def usage(self) -> str:
         return "usdt:/path/to/binary:provider:probe or usdt:/path/to/binary:probe"
 
-    def resolve(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
+    def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
+        with_path = True
         if env.pid is not None and len(parts) in (2, 3) and not parts[1].startswith("/"):
             parts = [parts[0], f"/proc/{env.pid}/exe", *parts[1:]]
+            with_path = False
         if len(parts) not in (3, 4) or not all(parts[1:]):
             return self.error_form(ap, env, "a binary and a probe name are needed")
         path = resolve_binary(parts[1], env.pid)
         if path is None:
-            env.diags.error(f"binary or library not found: {parts[1]}", ap.span,
+            env.diags.error(f"binary or library not found: {parts[1]}", part_span(ap, 1) if with_path else ap.span,
                             hints=["give the full path, e.g. usdt:/usr/bin/python3:python:function__entry"])
             return []
         provider = parts[2] if len(parts) == 4 else None

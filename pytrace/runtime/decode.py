@@ -39,7 +39,8 @@ class Resolver:
         if isinstance(st, T.StringType):
             raw = bytes(data[off:off + st.length])
             nul = raw.find(b"\0")
-            return raw if nul < 0 else raw[:nul]
+            # surrogateescape keeps non-UTF-8 bytes exact for printing.
+            return (raw if nul < 0 else raw[:nul]).decode("utf-8", "surrogateescape")
         if isinstance(st, T.TupleType):
             return tuple(self.value(et, data, off + eo) for et, eo in zip(st.elements, st.offsets()))
         if isinstance(st, T.BufferType):

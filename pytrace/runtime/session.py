@@ -148,7 +148,7 @@ class Session:
         layout.events.clear()
         layout.time_formats.clear()
         gen = M.generate(comp, layout, self.specs, fds, self._codegen_options())
-        obj = elf.read_object(M.emit_object(gen))
+        obj = elf.ElfObject.from_bytes(M.emit_object(gen))
         self.data_maps = elf.create_data_maps(obj)
         data_fds = {name: m.fd for name, m in self.data_maps.items()}
         license = str(comp.config.get("license", "GPL"))
@@ -318,11 +318,12 @@ class Session:
 
     def print_all_maps(self) -> None:
         assert self.layout is not None
-        for name in self.layout.maps:
-            data = self.map_data(name)
-            if not data.entries:
-                continue
-            self._emit_map(data, 0, 1)
+        maps = [d for d in (self.map_data(name) for name in self.layout.maps) if d.entries]
+        if self.options.json:
+            from ..output import json as out_json
+            self._write(out_json.format_maps_at_exit(maps))
+        else:
+            self._write(out_text.format_maps_at_exit(maps))
 
     def _emit_map(self, data, top: int, div: int) -> None:  # type: ignore[no-untyped-def]
         if self.options.json:
@@ -350,7 +351,7 @@ class Session:
             from ..output import json as out_json
             self._write(out_json.format_value(value))
         else:
-            self._write(out_text.format_value(value) + "\n")
+            self._write(out_text.format_value(value))
 
     def _report_lost(self) -> None:
         lost = self.maps.get(LOST_MAP)

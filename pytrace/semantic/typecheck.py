@@ -12,6 +12,7 @@ reports.  Builtins are typed by their entries in ``builtins.registry``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -19,9 +20,30 @@ from ..builtins.registry import Kind, Registry
 from ..diagnostics import Diagnostics, Note, suggest
 from ..frontend import ast
 from ..providers.base import ResolvedAttach
+from ..providers.registry import PROVIDER_CLASSES
 from ..source import Span
 from . import types as T
 from .context import CheckOptions, TypeEnv
+
+
+# Canonical probe type names, for hints about where a builtin is available.
+_PROVIDER_NAMES = [cls.name for cls in PROVIDER_CLASSES]
+
+
+def _join_or(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+# '1.5' parses as a tuple index on an integer.
+_FLOAT = re.compile(r"^[0-9]+\.[0-9]+$")
+
+
+def _tuple_index_span(e: ast.TupleIndex) -> Span | None:
+    """The span of the index after the '.' of 't.N'."""
+    if e.span is None:
+        return None
+    dot = e.span.text.rfind(".")
+    return Span(e.span.file, e.span.start + dot + 1, e.span.end) if dot >= 0 else e.span
 
 
 @dataclass
@@ -57,12 +79,29 @@ class Checker:
         self.maps: dict[str, MapInfo] = {}
         self.scope = ProbeScope([])
         self.silent = False
+        # Where errors were reported: an error about an expression that
+        # contains one of them is a consequence of it and is not reported.
+        self._error_spans: list[Span] = []
+        # Errors reported so far, and the expressions that contain one.
+        self._attempts = 0
+        self._bad: dict[int, ast.Expr] = {}
 
     # ------------------------------------------------------------ reporting
     def error(self, message: str, span: Span | None, *, hints: list[str] | None = None,
-              notes: list[Note] | None = None) -> None:
-        if not self.silent:
-            self.diags.error(message, span, hints=hints or [], notes=notes or [])
+              notes: list[Note] | None = None, independent: bool = False) -> None:
+        """Report an error unless it only follows from one already reported
+        inside the same expression; ``independent`` errors (that do not
+        depend on the types of subexpressions) are always reported."""
+        if self.silent:
+            return
+        self._attempts += 1
+        if span is not None and not independent:
+            for prev in self._error_spans[-64:]:
+                if prev.file is span.file and span.start <= prev.start and prev.end <= span.end:
+                    return
+        if span is not None:
+            self._error_spans.append(span)
+        self.diags.error(message, span, hints=hints or [], notes=notes or [])
 
     def warning(self, message: str, span: Span | None, *, hints: list[str] | None = None) -> None:
         if not self.silent:
@@ -97,7 +136,7 @@ class Checker:
                 b = self.registry.get(e.name)
                 if b is not None and b.kind is Kind.AGGREGATION:
                     self.error(f"{e.name}() must be assigned directly to a map", e.span,
-                               hints=[f"write '@name = {e.name}(...)'"])
+                               hints=[f"write '{self._agg_usage(e.name)}'"])
                     return
             self.expr(e)
         elif isinstance(s, ast.Assign):
@@ -184,11 +223,12 @@ class Checker:
             if b is not None and b.kind is Kind.AGGREGATION:
                 if not isinstance(target, ast.Map):
                     self.error(f"{value.name}() must be assigned directly to a map, not to a variable",
-                               value.span, hints=[f"write '@name = {value.name}(...)'"])
+                               value.span, hints=[f"write '{self._agg_usage(value.name)}'"])
                     self.expr(value, allow_aggregation=True)
                     return
                 if s.op != "=":
-                    self.error(f"'{s.op}' cannot be used with {value.name}()", s.span)
+                    self.error(f"{value.name}() must be assigned with '=', not '{s.op}'", value.span,
+                               hints=[f"write '{self._agg_usage(value.name, target.name)}'"])
                 vt = self.expr(value, allow_aggregation=True)
                 self._map_store(target, vt, value.span)
                 return
@@ -197,13 +237,18 @@ class Checker:
             if s.op != "=":
                 info = self.maps.get(target.name)
                 current = info.value if info else None
-                if current is not None and not current.is_integer() and not isinstance(current, T.AggregationType):
+                if isinstance(current, T.AggregationType):
+                    self.error(f"'{s.op}' cannot be applied to {target.name}, which holds {current}", s.span,
+                               hints=[f"a {current.kind.value}() map is only updated by "
+                                      f"'{self._agg_usage(current.kind.value, target.name)}'"])
+                    return
+                if current is not None and not current.is_integer():
                     self.error(f"'{s.op}' needs an integer map, but {target.name} holds {current}", s.span)
                 if not vt.is_integer() and not isinstance(vt, T.PointerType):
                     self.error(f"'{s.op}' needs an integer operand, not {vt}", value.span)
                 vt = T.I64 if current is None else current
             if isinstance(vt, T.VoidType):
-                self.error("this expression has no value to store", value.span)
+                self.error(self._no_value(value, "assigned"), value.span)
                 return
             self._map_store(target, vt, value.span)
         elif isinstance(target, ast.Variable):
@@ -217,7 +262,7 @@ class Checker:
                 target.ty = prev[0]
                 return
             if isinstance(vt, T.VoidType):
-                self.error("this expression has no value to store", value.span)
+                self.error(self._no_value(value, "assigned"), value.span)
                 return
             prev = self.scope.variables.get(target.name)
             if prev is not None:
@@ -228,6 +273,18 @@ class Checker:
                 vt = self._unify(prev[0], vt)
             target.ty = vt
             self.scope.variables[target.name] = (vt, prev[1] if prev else target.span)
+
+    def _agg_usage(self, name: str, map_name: str = "@name") -> str:
+        """'@name = hist(value)': how an aggregation is written."""
+        b = self.registry.get(name)
+        sig = b.signature if b is not None else f"@m = {name}(...)"
+        return sig.replace("@m", map_name, 1)
+
+    @staticmethod
+    def _no_value(e: ast.Expr, use: str) -> str:
+        if isinstance(e, ast.Call):
+            return f"{e.name}() returns no value and cannot be {use}"
+        return f"this expression has no value and cannot be {use}"
 
     def _define_var(self, name: str, t: T.Type, span: Span | None) -> None:
         self.scope.variables[name] = (t, span)
@@ -257,7 +314,9 @@ class Checker:
         kts = []
         for k in m.keys:
             t = self.expr(k)
-            if isinstance(t, (T.VoidType, T.AggregationType)):
+            if isinstance(t, T.VoidType):
+                self.error(self._no_value(k, "a map key"), k.span)
+            elif isinstance(t, T.AggregationType):
                 self.error(f"{t} cannot be a map key", k.span)
             kts.append(self._key_form(t))
         if not kts:
@@ -290,9 +349,16 @@ class Checker:
 
     # ------------------------------------------------------------ expressions
     def expr(self, e: ast.Expr, *, allow_aggregation: bool = False, allow_bare_map: bool = False) -> T.Type:
+        before = self._attempts
         t = self._expr(e, allow_aggregation, allow_bare_map)
         e.ty = t
+        if self._attempts != before:
+            self._bad[id(e)] = e
         return t
+
+    def _is_bad(self, e: ast.Expr) -> bool:
+        """Whether an error was reported inside ``e`` (its type is a guess)."""
+        return id(e) in self._bad
 
     def _expr(self, e: ast.Expr, allow_agg: bool, allow_bare_map: bool) -> T.Type:
         if isinstance(e, ast.Integer):
@@ -331,13 +397,20 @@ class Checker:
         if isinstance(e, ast.FieldAccess):
             return self.field_access(e)
         if isinstance(e, ast.TupleIndex):
+            if isinstance(e.operand, ast.Integer) and e.span is not None and _FLOAT.match(e.span.text):
+                self.error("floating-point numbers are not supported", e.span,
+                           hints=["use integers (scale the value, e.g. by 1000)"])
+                return T.I64
             t = self.expr(e.operand)
             if not isinstance(t, T.TupleType):
-                self.error(f"'.{e.index}' needs a tuple, not {t}", e.span)
+                if not self._is_bad(e.operand):
+                    self.error(f"'.{e.index}' needs a tuple, not {t}", e.span)
                 return T.I64
             if e.index >= len(t.elements):
-                self.error(f"tuple index {e.index} is out of range (the tuple has {len(t.elements)} elements)",
-                           e.span)
+                n = len(t.elements)
+                self.error(f"tuple index {e.index} is out of range: the tuple has {n} "
+                           f"element{'s' if n != 1 else ''}",
+                           _tuple_index_span(e), hints=[f"valid indexes are 0 to {n - 1}"] if n else [])
                 return T.I64
             return t.elements[e.index]
         if isinstance(e, ast.Index):
@@ -411,15 +484,25 @@ class Checker:
         b = self.registry.get(name)
         if b is not None and (b.kind is Kind.VARIABLE or b.bare_ok):
             return self._builtin_use(b, e)
+        sigil = self._sigil_hint(name)
         if b is not None:
-            self.error(f"{name} is a function; call it as {name}(...)", e.span, hints=[f"usage: {b.signature}"])
+            self.error(f"{name} is a function; call it as {name}(...)", e.span,
+                       hints=sigil or [f"usage: {b.signature}"])
             return T.I64
         t = self.env.identifier(name)
         if t is not None:
             return t
-        self.error(f"unknown identifier '{name}'", e.span,
-                   hints=suggest(name, self.registry.variables() + self.env.identifier_names()))
+        hints = sigil or suggest(name, self.registry.variables() + self.env.identifier_names())
+        self.error(f"unknown identifier '{name}'", e.span, hints=hints)
         return T.I64
+
+    def _sigil_hint(self, name: str) -> list[str]:
+        """'did you mean $x?' for a bare name that is a variable or a map."""
+        if f"${name}" in self.scope.variables:
+            return [f"did you mean '${name}'?"]
+        if f"@{name}" in self.maps:
+            return [f"did you mean '@{name}'?"]
+        return []
 
     def call(self, e: ast.Call, allow_agg: bool) -> T.Type:
         b = self.registry.get(e.name)
@@ -431,34 +514,50 @@ class Checker:
             return T.I64
         if b.kind is Kind.AGGREGATION and not allow_agg:
             self.error(f"{e.name}() must be assigned directly to a map", e.span,
-                       hints=[f"write '@name = {e.name}(...)'"])
-        if b.kind is Kind.VARIABLE and not b.bare_ok and e.args:
-            self.error(f"{e.name} takes no arguments", e.span)
+                       hints=[f"write '{self._agg_usage(e.name)}'"])
         n = len(e.args)
-        if n < b.min_args or (b.max_args is not None and n > b.max_args):
-            if b.min_args == b.max_args:
-                want = f"{b.min_args} argument{'s' if b.min_args != 1 else ''}"
-            elif b.max_args is None:
-                want = f"at least {b.min_args} argument{'s' if b.min_args != 1 else ''}"
-            else:
-                want = f"{b.min_args} to {b.max_args} arguments"
-            self.error(f"{e.name}() takes {want}, {n} given", e.span, hints=[f"usage: {b.signature}"])
+        if b.kind is Kind.VARIABLE and not b.bare_ok and e.args:
+            self.error(f"{e.name} takes no arguments, {n} given", e.span, hints=[f"write '{e.name}'"])
             for a in e.args:
                 self.expr(a, allow_bare_map=True)
+            return self._builtin_use(b, ast.Ident(b.name, span=e.span))
+        if n < b.min_args or (b.max_args is not None and n > b.max_args):
+            lo, hi = b.min_args, b.max_args
+            if lo == hi:
+                want = f"{lo} argument{'s' if lo != 1 else ''}" if lo else "no arguments"
+            elif hi is None:
+                want = f"at least {lo} argument{'s' if lo != 1 else ''}"
+            elif lo == 0:
+                want = f"at most {hi} argument{'s' if hi != 1 else ''}"
+            elif hi == lo + 1:
+                want = f"{lo} or {hi} arguments"
+            else:
+                want = f"{lo} to {hi} arguments"
+            self.error(f"{e.name}() takes {want}, {n} given", e.span, hints=[f"usage: {b.signature}"])
+            if not b.bare_ok:  # kstack(perf, ...): stack modes are not expressions
+                for a in e.args:
+                    self.expr(a, allow_bare_map=True)
             return T.I64
         return self._builtin_use(b, e)
 
     def _builtin_use(self, b, e: ast.Expr) -> T.Type:
+        at = (e.name_span if isinstance(e, ast.Call) else None) or e.span
         if b.unsafe and not self.options.unsafe:
-            self.error(f"{b.name}() is an unsafe function", e.span,
-                       hints=["run with --unsafe to allow it (it changes the traced system)"])
+            reason = f": it {b.unsafe_reason}" if b.unsafe_reason else ""
+            self.error(f"{b.name}() is an unsafe function{reason}", at,
+                       hints=["run with --unsafe to allow it"], independent=True)
         if b.providers is not None:
             provs = self.scope.providers
             bad = sorted(p for p in provs if p not in b.providers)
             if bad:
-                where = ", ".join(sorted(b.providers))
-                self.error(f"'{b.name}' is not available in {bad[0]} probes", e.span,
-                           hints=[f"it is available in: {where}"])
+                what = f"{b.name}()" if isinstance(e, ast.Call) else f"'{b.name}'"
+                allowed = sorted(b.providers)
+                excluded = [p for p in _PROVIDER_NAMES if p not in b.providers]
+                if len(excluded) < len(allowed):
+                    hint = f"it is available in every probe type except {_join_or(excluded)}"
+                else:
+                    hint = f"it is available in {_join_or(allowed)} probes"
+                self.error(f"{what} is not available in {bad[0]} probes", at, hints=[hint], independent=True)
         t = b.check(e, self)
         return t if t is not None else T.VOID
 
@@ -488,7 +587,11 @@ class Checker:
         lp, rp = isinstance(lt, T.PointerType), isinstance(rt, T.PointerType)
         for side, t in ((e.left, lt), (e.right, rt)):
             if not (t.is_integer() or isinstance(t, (T.PointerType, T.SymbolType))):
-                self.error(f"'{op}' cannot be applied to {t}", side.span)
+                hints = []
+                if isinstance(t, T.AggregationType):
+                    hints = [f"a {t.kind.value}() map can only be printed; count(), sum(), avg(), min() and "
+                             "max() maps can be read as numbers"]
+                self.error(f"'{op}' cannot be applied to {t}", side.span, hints=hints)
                 return T.I64
         if op in ("==", "!=", "<", ">", "<=", ">="):
             return T.BOOL
@@ -550,8 +653,11 @@ class Checker:
                 target.ty = T.I64
                 return T.I64
             self._check_key(info, target, kt)
-            if info.value is not None and not info.value.is_integer() and not (
-                    isinstance(info.value, T.AggregationType) and info.value.kind is T.AggKind.COUNT):
+            if isinstance(info.value, T.AggregationType):
+                agg = info.value.kind.value
+                self.error(f"'{e.op}' cannot be applied to {target.name}, which holds {info.value}", e.span,
+                           hints=[f"a {agg}() map is only updated by '{self._agg_usage(agg, target.name)}'"])
+            elif info.value is not None and not info.value.is_integer():
                 self.error(f"'{e.op}' needs an integer map, but {target.name} holds {info.value}", e.span)
             if info.value is None:
                 info.value = T.I64
@@ -606,6 +712,8 @@ class Checker:
         base = self.expr(e.operand)
         struct = self._as_struct(base)
         if struct is None:
+            if self._is_bad(e.operand):
+                return T.I64
             if isinstance(base, T.TupleType):
                 self.error(f"tuples are indexed with numbers ('.0'), not '.{e.name}'", e.name_span or e.span)
             else:
@@ -616,6 +724,20 @@ class Checker:
             return T.I64
         f = struct.field(e.name)
         if f is None:
+            if struct.tag == "_args_common":
+                missing = [a.target for a in self.scope.attaches
+                           if a.args is not None and a.args.field(e.name) is None]
+                if not missing:
+                    self.error(f"args.{e.name} has a different type in some probes of this block",
+                               e.name_span or e.span,
+                               hints=["split the block so that each probe reads it with its own type"])
+                    return T.I64
+                if len(missing) < len(self.scope.attaches):
+                    more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+                    self.error(f"args.{e.name} is not available in every probe of this block",
+                               e.name_span or e.span,
+                               hints=[f"{missing[0]}{more} {'have' if more else 'has'} no field '{e.name}'"])
+                    return T.I64
             what = "args" if struct.tag.startswith("_") else str(struct)
             self.error(f"{what} has no field '{e.name}'", e.name_span or e.span,
                        hints=suggest(e.name, struct.field_names()))
@@ -656,7 +778,7 @@ class Checker:
             self.error(f"an index must be an integer, not {it}", e.index.span)
         if isinstance(t, T.PointerType):
             if isinstance(t.pointee, T.VoidType):
-                self.error("cannot index a void pointer", e.span)
+                self.error("cannot index a void pointer", e.span, hints=["cast it first: ((uint8 *)p)[i]"])
                 return T.U8
             return self._field_type(t.pointee)
         if isinstance(t, T.ArrayType):
@@ -664,7 +786,13 @@ class Checker:
             if n is not None and not 0 <= n < t.count:
                 self.error(f"index {n} is out of bounds for {t}", e.index.span)
             return self._field_type(t.element)
+        if self._is_bad(e.operand):
+            return T.I64
         if isinstance(t, T.StringType):
+            n = self.const_int(e.index)
+            if n is not None and not 0 <= n < t.length:
+                self.error(f"index {n} is out of bounds for {t}", e.index.span,
+                           hints=[f"valid indexes are 0 to {t.length - 1}"])
             return T.U8
         self.error(f"cannot index {t}", e.span)
         return T.I64
@@ -707,11 +835,9 @@ class Checker:
             kind, tag = base.split(" ", 1)
             full = self.env.struct(kind, tag)
             t = full if full is not None else T.StructType(kind, tag, None)
-            if full is None and not spec.pointer:
-                self.error(f"unknown type '{base}'", spec.span)
-            elif full is None and not self.silent:
-                self.error(f"unknown type '{base}'", spec.span,
-                           hints=["kernel types come from BTF; user types need a struct definition in the script"])
+            if full is None:
+                self.error(f"unknown type '{base}'", spec.span, hints=[
+                    "kernel types come from BTF; other types need a definition in the script"])
         elif base.startswith("enum "):
             t = self.env.named_type(base) or T.EnumType(base[5:])
         else:
@@ -743,12 +869,10 @@ class Checker:
 
     def _same_map_value(self, a: T.Type, b: T.Type) -> bool:
         if isinstance(a, T.AggregationType) or isinstance(b, T.AggregationType):
-            if isinstance(a, T.AggregationType) and isinstance(b, T.AggregationType):
-                return a.kind is b.kind and a.params == b.params
-            agg = a if isinstance(a, T.AggregationType) else b
-            other = b if agg is a else a
-            # '@x++' or '@x += n' on a count()/sum() map is accepted by bpftrace.
-            return agg.kind in (T.AggKind.COUNT, T.AggKind.SUM) and other.is_integer()
+            # An aggregation map takes only the same aggregation (bpftrace
+            # rejects '@x = count(); @x = 5;' and '@x++' on it).
+            return (isinstance(a, T.AggregationType) and isinstance(b, T.AggregationType)
+                    and a.kind is b.kind and a.params == b.params)
         return self._assignable(a, b)
 
     @staticmethod

@@ -140,7 +140,9 @@ def _hist_key(lw: "Lowerer", m: ast.Map, ml: MapLayout, bucket: ir.Value) -> ir.
 
 
 def log2_bucket(lw: "Lowerer", n: ir.Value) -> ir.Value:
-    """bpftrace's log2(): 0 for negatives, 1 for 0, then 2 + floor(log2(n))."""
+    """bpftrace 0.17's log2(): 0 for negatives, 1 for 0, then 2 + floor(log2(n))
+    over five halving steps, so every value >= 2**31 lands in index 33
+    ([2G, 4G)) exactly as 0.17 prints it."""
     g = lw.g
     out = g.alloca_i64("log2")
     g.b.store(g.const(0), out)
@@ -149,12 +151,9 @@ def log2_bucket(lw: "Lowerer", n: ir.Value) -> ir.Value:
         with g.b.if_then(g.b.icmp_signed(">", n, g.const(0))):
             cur = n
             result = g.const(2)
-            for i in (5, 4, 3, 2, 1, 0):
-                # shift = (n >= 1 << (1 << i)) << i  (i = 5 covers 64-bit values)
-                if i == 5:
-                    limit = g.const(1 << 32)
-                else:
-                    limit = g.const(1 << (1 << i))
+            for i in (4, 3, 2, 1, 0):
+                # shift = (n >= 1 << (1 << i)) << i
+                limit = g.const(1 << (1 << i))
                 ge = g.b.icmp_unsigned(">=", cur, limit)
                 shift = g.b.shl(g.b.zext(ge, I64), g.const(i))
                 cur = g.b.lshr(cur, shift)

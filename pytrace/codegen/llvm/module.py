@@ -34,7 +34,14 @@ SYSCALL_TABLE_SIZE = 1024
 UNISTD = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"
 # Syscall tracepoints named differently from their __NR_ constant.
 SYSCALL_ALIASES = {"newstat": "stat", "newfstat": "fstat", "newlstat": "lstat", "newuname": "uname",
-                   "sendfile64": "sendfile", "newfstatat": "newfstatat"}
+                   "sendfile64": "sendfile", "umount": "umount2"}
+# x86_64 syscalls newer than the installed uapi header may be (the numbers are
+# ABI, fixed forever: arch/x86/entry/syscalls/syscall_64.tbl).
+LATE_SYSCALLS = {"uretprobe": 335, "uprobe": 336, "cachestat": 451, "fchmodat2": 452, "map_shadow_stack": 453,
+                 "futex_wake": 454, "futex_wait": 455, "futex_requeue": 456, "statmount": 457, "listmount": 458,
+                 "lsm_get_self_attr": 459, "lsm_set_self_attr": 460, "lsm_list_modules": 461, "mseal": 462,
+                 "setxattrat": 463, "getxattrat": 464, "listxattrat": 465, "removexattrat": 466,
+                 "open_tree_attr": 467, "file_getattr": 468, "file_setattr": 469}
 
 
 @dataclass
@@ -66,7 +73,7 @@ class Generated:
 @lru_cache(maxsize=1)
 def syscall_numbers() -> dict[str, int]:
     """x86_64 syscall numbers by name, from the installed uapi header."""
-    out: dict[str, int] = {}
+    out: dict[str, int] = dict(LATE_SYSCALLS)
     try:
         with open(UNISTD) as f:
             for m in re.finditer(r"#define __NR_(\w+) (\d+)", f.read()):
@@ -138,7 +145,7 @@ def plan_programs(comp: Compilation, layout: Layout) -> list[ProgramSpec]:
                     nr = syscall_nr(a.detail["event"])
                     assert nr is not None
                     entries[nr] = layout.probe_index(a.target) + 1
-                name = f"p{pi}_sys_{'exit' if is_exit else 'enter'}"
+                name = f"pt{pi}_sys_{'exit' if is_exit else 'enter'}"
                 ctx = ProbeContext("syscall", PROG_RAW_TRACEPOINT, fmt=fmt, exit=is_exit, arg_slots=slots)
                 specs.append(ProgramSpec(name, PROG_RAW_TRACEPOINT, "syscall", cp, group, ctx,
                                          filter_map=f"pt_sc{pi}{'x' if is_exit else 'e'}", filter_entries=entries))
@@ -146,7 +153,7 @@ def plan_programs(comp: Compilation, layout: Layout) -> list[ProgramSpec]:
                 others.extend(group)
         for ai, a in enumerate(others):
             kind, ptype, ctx = _ctx_for(a)
-            specs.append(ProgramSpec(f"p{pi}_{ai}_{re.sub(r'[^A-Za-z0-9_]', '_', a.target)[:40]}", ptype, kind,
+            specs.append(ProgramSpec(f"pt{pi}_{ai}_{re.sub(r'[^A-Za-z0-9_]', '_', a.target)[:40]}", ptype, kind,
                                      cp, [a], ctx))
     return specs
 

@@ -1,0 +1,29 @@
+"""Kernel tests need root and BPF; every pytrace program they load must be
+gone when the session ends (checked with bpftool)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+
+def _pytrace_progs() -> list[str]:
+    if not shutil.which("bpftool"):
+        return []
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
+    try:
+        progs = json.loads(out.stdout or "[]")
+    except json.JSONDecodeError:
+        return []
+    return [p.get("name", "") for p in progs if p.get("name", "").startswith("pt")]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():  # type: ignore[no-untyped-def]
+    before = set(_pytrace_progs())
+    yield
+    after = set(_pytrace_progs()) - before
+    assert not after, f"BPF programs left behind by the tests: {sorted(after)}"
