@@ -116,7 +116,11 @@ def decode_map(res: Resolver, ml: MapLayout, items: list[tuple[bytes, object]]) 
     (key bytes, [value bytes per CPU])."""
     keyed = ml.key_type is not None
     entries: list[tuple[tuple, object]] = []
+    key_bytes: list[bytes] = []
     agg = ml.value_type if isinstance(ml.value_type, T.AggregationType) else None
+    key_types: tuple[T.Type, ...] | None = None
+    if ml.key_type is not None:
+        key_types = ml.key_type.elements if isinstance(ml.key_type, T.TupleType) else (ml.key_type,)
 
     def key_of(kb: bytes) -> tuple:
         if not keyed:
@@ -142,10 +146,15 @@ def decode_map(res: Resolver, ml: MapLayout, items: list[tuple[bytes, object]]) 
                 lo, hi, step = agg.params
                 value = V.LHist(lo, hi, step, buckets)
             entries.append((key_of(user), value))
-        return V.MapData(ml.name, keyed, entries)
-    for kb, vb in items:
-        entries.append((key_of(kb), _value_of(res, ml, agg, vb)))
-    return V.MapData(ml.name, keyed, entries)
+            key_bytes.append(user)
+    else:
+        for kb, vb in items:
+            entries.append((key_of(bytes(kb)), _value_of(res, ml, agg, vb)))
+            key_bytes.append(bytes(kb))
+    if not keyed:
+        key_bytes = [b"" for _ in entries]
+    return V.MapData(ml.name, keyed, entries, value_type=ml.value_type, key_types=key_types,
+                     key_bytes=key_bytes)
 
 
 def _value_of(res: Resolver, ml: MapLayout, agg: T.AggregationType | None, vb: object) -> object:
