@@ -52,7 +52,13 @@ def _describe(term: str, parser: Lark) -> str:
 
 
 def grammar_text() -> str:
-    return resources.files("pytrace.grammar").joinpath("pytrace.lark").read_text(encoding="utf-8")
+    """The grammar, from the installed package (pip maps the top-level
+    grammar/ folder to pytrace.grammar) or, when running from a source
+    checkout that shadows the installation, from grammar/ itself."""
+    try:
+        return resources.files("pytrace.grammar").joinpath("pytrace.lark").read_text(encoding="utf-8")
+    except ModuleNotFoundError:
+        return (Path(__file__).resolve().parents[2] / "grammar" / "pytrace.lark").read_text(encoding="utf-8")
 
 
 def _cache_path(text: str) -> str | None:
