@@ -1,16 +1,22 @@
 """The command line: bpftrace's flags, exit codes and ``--emit`` stages.
 
 ``main()`` never lets a Python traceback reach the user: script errors are
-rendered diagnostics (exit 1), environment problems are one sentence with a
-hint (exit 1), and anything unexpected is reported as an internal error.
+rendered diagnostics (exit 1), environment problems are one line starting
+``pytrace:`` (sometimes followed by a ``hint:`` line; exit 1), and anything
+unexpected is reported as an internal error (exit 1; set PYTRACE_DEBUG=1 for
+the traceback).  A traced script exits with 0, or with N after ``exit(N)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
+import shutil
+import signal
 import sys
-from typing import Sequence, TextIO
+from typing import NoReturn, Sequence, TextIO
 
 from . import __version__
 from .diagnostics import Diagnostics
@@ -18,27 +24,80 @@ from .errors import EnvironmentProblem
 from .source import SourceFile
 
 EMIT_STAGES = ("ast", "source", "types", "ir", "asm", "obj")
+FORMATS = ("text", "json")
+BUFFERING = ("line", "full", "none")
+
+
+class UsageError(Exception):
+    """A command-line mistake: one sentence, exit 1."""
+
+
+class Terminated(BaseException):
+    """SIGTERM before the session installed its own handler: unwinds like Ctrl-C."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # Our type functions write whole sentences that name their flag.
+        m = re.match(r"argument (-[a-zA-Z]|--[\w-]+)(?:/--?[\w-]+)*: (.*)", message, re.DOTALL)
+        if m and m.group(2).startswith(("invalid ", "the ", "a ")):
+            message = m.group(2)
+        elif m and m.group(2) == "expected one argument":
+            message = f"option {m.group(1)} needs a value"
+        raise UsageError(message)
+
+
+def _pid(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"invalid PID '{text}' for -p: a positive process id is needed")
+    return value
+
+
+def _format(text: str) -> str:
+    if text not in FORMATS:
+        raise argparse.ArgumentTypeError(f"invalid output format '{text}' for -f: choose text or json")
+    return text
+
+
+def _buffering(text: str) -> str:
+    if text not in BUFFERING:
+        raise argparse.ArgumentTypeError(f"invalid buffering mode '{text}' for -B: choose line, full or none")
+    return text
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="pytrace",
         description="A bpftrace-compatible tracing language for Linux.",
-        usage="pytrace [options] FILE [ARG...]\n       pytrace [options] -e 'program' [ARG...]",
+        usage="pytrace [options] FILE [ARG...]\n"
+              "       pytrace [options] -e 'program' [ARG...]\n"
+              "       pytrace -l [GLOB]\n"
+              "       pytrace --info",
         add_help=False,
     )
     p.add_argument("-e", dest="program", metavar="PROGRAM", help="the program to run")
+    p.add_argument("-l", dest="list", action="store_true",
+                   help="list probes (all, those matching GLOB, or those of the program); -lv adds arguments")
     p.add_argument("-d", "--dry-run", dest="dry_run", action="store_true",
                    help="check the program and stop before anything is loaded into the kernel")
     p.add_argument("--emit", metavar="STAGE", help="print a compiler stage and exit: " + ", ".join(EMIT_STAGES)
                    + " (obj writes the BPF ELF object to -o FILE, or use --emit obj=FILE)")
     p.add_argument("--unsafe", action="store_true", help="allow unsafe functions (system, signal, override)")
-    p.add_argument("-p", dest="pid", type=int, metavar="PID", help="trace this process")
-    p.add_argument("-c", dest="command", metavar="CMD", help="run CMD and trace it")
+    p.add_argument("-p", dest="pid", type=_pid, metavar="PID", help="trace this process")
+    p.add_argument("-c", dest="command", metavar="CMD", help="run CMD, trace it, stop when it exits (cpid)")
     p.add_argument("-q", dest="quiet", action="store_true", help="quiet: no 'Attaching' line")
     p.add_argument("-v", dest="verbose", action="store_true", help="verbose output")
-    p.add_argument("-f", dest="format", choices=("text", "json"), default="text", help="output format")
+    p.add_argument("-f", dest="format", type=_format, default="text", metavar="FORMAT",
+                   help="output format: text or json")
     p.add_argument("-o", dest="output", metavar="FILE", help="write output to FILE")
+    p.add_argument("-B", dest="buffering", type=_buffering, default=None, metavar="MODE",
+                   help="output buffering: line, full or none (default: flush after each batch of events)")
+    p.add_argument("--no-warnings", dest="no_warnings", action="store_true", help="do not print warnings")
+    p.add_argument("--info", action="store_true", help="print the kernel features pytrace can use, found by trying them")
     p.add_argument("--fake-kernel", dest="fake_kernel", metavar="DIR", help=argparse.SUPPRESS)
     p.add_argument("-V", "--version", action="store_true", help="print the version")
     p.add_argument("-h", "--help", action="store_true", help="show this help")
@@ -52,10 +111,16 @@ def _read_script(opts: argparse.Namespace, stderr: TextIO) -> tuple[SourceFile, 
     if not opts.args:
         return None
     path, params = opts.args[0], list(opts.args[1:])
+    if path != "-" and os.path.isdir(path):
+        raise EnvironmentProblem(f"cannot read {path}: it is a directory, not a script")
     try:
-        data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
     except OSError as exc:
-        raise EnvironmentProblem(f"cannot read {path}: {exc.strerror}", "check the file name") from None
+        raise EnvironmentProblem(f"cannot read {path}: {exc.strerror or exc}", "check the file name") from None
     name = "stdin" if path == "-" else path
     try:
         text = data.decode("utf-8")
@@ -81,6 +146,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     parser = build_arg_parser()
     try:
         opts = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"pytrace: {exc} (see pytrace --help)", file=stderr)
+        return 1
     except SystemExit as exc:
         return 1 if exc.code else 0
     if opts.version:
@@ -90,22 +158,93 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         parser.print_help(stdout)
         return 0
     try:
+        if opts.info:
+            return _info(stdout)
         return _run(opts, stdout, stderr)
     except EnvironmentProblem as exc:
-        print(f"pytrace: {exc.message}", file=stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=stderr)
+        _problem(exc.message, exc.hint, stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):
         return 130
     except SystemExit as exc:
-        return int(exc.code or 0)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BrokenPipeError:
+        # The reader went away (pytrace ... | head): nothing more to say.
+        _silence_stdout()
+        return 0
+    except OSError as exc:
+        # A bpf/perf call that failed in a way no message above anticipated.
+        from .bpf.syscalls import BpfError
+        if isinstance(exc, BpfError):
+            _problem(exc.message, exc.hint, stderr)
+        else:
+            _problem(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), None, stderr)
+        return 1
+    except RecursionError:
+        print("pytrace: the script is nested too deeply to compile", file=stderr)
+        return 1
+    except Exception as exc:  # a bug in pytrace: say so in one line, never a traceback
+        if os.environ.get("PYTRACE_DEBUG"):
+            import traceback
+            print(getattr(exc, "pytrace_traceback", None) or traceback.format_exc(), end="", file=stderr)
+        print(f"pytrace: internal error: {type(exc).__name__}: {exc} (set PYTRACE_DEBUG=1 for the traceback "
+              "and please report it)", file=stderr)
+        return 1
+
+
+def _problem(message: str, hint: str | None, stderr: TextIO) -> None:
+    print(f"pytrace: {message}", file=stderr)
+    if hint:
+        print(f"hint: {hint}", file=stderr)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _info(stdout: TextIO) -> int:
+    from .kernel.features import format_report, probe_all
+    stdout.write(format_report(probe_all()))
+    return 0
+
+
+def _list(opts: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from . import listing
+
+    def warn(msg: str) -> None:
+        if not opts.no_warnings:
+            print(f"pytrace: warning: {msg}", file=stderr)
+
+    if opts.program is not None or (opts.args and opts.args[0] != "-" and os.path.isfile(opts.args[0])):
+        script = _read_script(opts, stderr)
+        assert script is not None
+        from .frontend.parser import parse
+        diags = Diagnostics()
+        program = parse(script[0], diags)
+        if diags.has_errors():
+            print(diags.render(), file=stderr)
+            return 1
+        aps = [ap.raw for probe in program.probes for ap in probe.attach_points]
+        listing.list_program(aps, stdout, verbose=opts.verbose, pid=opts.pid, warn=warn)
+        return 0
+    if len(opts.args) > 1:
+        raise UsageError("-l takes at most one pattern")
+    listing.list_probes(opts.args[0] if opts.args else None, stdout, verbose=opts.verbose, pid=opts.pid,
+                        warn=warn)
+    return 0
 
 
 def _run(opts: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    from .frontend import ast, printer
-    from .semantic.pipeline import CompileOptions, run
-
+    if opts.list:
+        try:
+            return _list(opts, stdout, stderr)
+        except UsageError as exc:
+            print(f"pytrace: {exc} (see pytrace --help)", file=stderr)
+            return 1
     script = _read_script(opts, stderr)
     if script is None:
         print("pytrace: no program given: pass a FILE or -e 'program'", file=stderr)
@@ -126,6 +265,7 @@ def _run(opts: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             print("pytrace: --emit obj needs a file: --emit obj=FILE or -o FILE", file=stderr)
             return 1
     if opts.emit in ("ast", "source"):
+        from .frontend import ast, printer
         from .frontend.parser import parse
         program = parse(source, diags)
         if diags.has_errors():
@@ -134,14 +274,30 @@ def _run(opts: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         print(ast.dump(program) if opts.emit == "ast" else printer.program(program), end="\n" if
               opts.emit == "ast" else "", file=stdout)
         return 0
+    tracing = not opts.dry_run and opts.emit is None
+    if tracing:
+        _check_run_options(opts)
+        if not opts.fake_kernel:
+            from .kernel.features import preflight
+            preflight()
+    from .semantic.pipeline import CompileOptions, run
     options = CompileOptions(kernel=_kernel(opts), unsafe=opts.unsafe, params=params, pid=opts.pid,
                              has_cpid=opts.command is not None)
-    comp = run(source, options, diags)
-    if len(diags):
+    try:
+        comp = run(source, options, diags)
+    except EnvironmentProblem as exc:
+        from .kernel.tracefs import TracefsUnavailable
+        if tracing and isinstance(exc, TracefsUnavailable):
+            # One sentence before anything is loaded, as the other start-up checks.
+            raise EnvironmentProblem(f"{exc.message}, so tracepoints cannot be used"
+                                     + (f" ({exc.hint})" if exc.hint else "")) from None
+        raise
+    if len(diags) and (diags.has_errors() or not opts.no_warnings):
         print(diags.render(), file=stderr)
     if diags.has_errors():
         return 1
     if opts.emit == "types":
+        from .frontend import ast
         assert comp.program is not None
         print(ast.dump(comp.program), file=stdout)
         for m in comp.maps.values():
@@ -156,7 +312,40 @@ def _run(opts: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             print(f"{source.name}: OK ({n} attach point{'s' if n != 1 else ''}, {len(comp.maps)} map"
                   f"{'s' if len(comp.maps) != 1 else ''})", file=stdout)
         return 0
+    if opts.fake_kernel:
+        print("pytrace: --fake-kernel cannot trace; add --dry-run or --emit", file=stderr)
+        return 1
+    if any(a.provider == "tracepoint" for p in comp.probes for a in p.attaches):
+        from .kernel.features import preflight
+        preflight(tracefs=True)
     return _trace(comp, opts, params, stdout, stderr)
+
+
+def _check_run_options(opts: argparse.Namespace) -> None:
+    """-p, -c and -o problems, found before anything is compiled or loaded."""
+    if opts.pid is not None and opts.command is not None:
+        raise EnvironmentProblem("-p and -c cannot be used together: trace a running process or start one")
+    if opts.pid is not None and not os.path.exists(f"/proc/{opts.pid}"):
+        raise EnvironmentProblem(f"no process with PID {opts.pid} to trace (-p)")
+    if opts.command is not None:
+        try:
+            argv = shlex.split(opts.command)
+        except ValueError as exc:
+            raise EnvironmentProblem(f"cannot parse the command of -c: {exc}") from None
+        if not argv:
+            raise EnvironmentProblem("the command of -c is empty")
+        exe = argv[0]
+        if "/" in exe:
+            if not os.path.isfile(exe) or not os.access(exe, os.X_OK):
+                raise EnvironmentProblem(f"cannot run '{exe}' (-c): no such executable file")
+        elif shutil.which(exe) is None:
+            raise EnvironmentProblem(f"cannot run '{exe}' (-c): command not found in PATH")
+    if opts.output is not None:
+        if os.path.isdir(opts.output):
+            raise EnvironmentProblem(f"cannot write the output to {opts.output} (-o): it is a directory")
+        parent = os.path.dirname(os.path.abspath(opts.output))
+        if not os.path.isdir(parent):
+            raise EnvironmentProblem(f"cannot write the output to {opts.output} (-o): no directory {parent}")
 
 
 def _emit_code(comp, stage: str, path: str | None, params: list[str], stdout: TextIO,  # type: ignore[no-untyped-def]
@@ -178,38 +367,59 @@ def _emit_code(comp, stage: str, path: str | None, params: list[str], stdout: Te
         print(M.emit_assembly(gen), file=stdout)
     else:
         assert path is not None
-        with open(path, "wb") as f:
-            f.write(M.emit_object(gen))
+        try:
+            with open(path, "wb") as f:
+                f.write(M.emit_object(gen))
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot write {path}: {exc.strerror}") from None
     return 0
 
 
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def _trace(comp, opts: argparse.Namespace, params: list[str], stdout: TextIO, stderr: TextIO) -> int:  # type: ignore[no-untyped-def]
-    from .runtime.session import Child, RunOptions, Session, check_privileges
-    check_privileges()
+    from .runtime.session import Child, RunOptions, Session
+    # Until the session takes over SIGINT/SIGTERM, both unwind through the
+    # finally blocks below (and Session.__exit__), so nothing stays loaded.
+    previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
     out = stdout
-    if opts.output:
-        out = open(opts.output, "w")
-    child = Child.spawn(opts.command) if opts.command else None
-    options = RunOptions(quiet=opts.quiet, verbose=opts.verbose, json=opts.format == "json",
-                         unsafe=opts.unsafe, pid=opts.pid, child=child, params=params)
-    diags = Diagnostics()
+    child = None
     try:
+        if opts.output:
+            try:
+                out = open(opts.output, "w")
+            except OSError as exc:
+                raise EnvironmentProblem(f"cannot write the output to {opts.output} (-o): {exc.strerror}") from None
+        child = Child.spawn(opts.command) if opts.command else None
+        options = RunOptions(quiet=opts.quiet, verbose=opts.verbose, json=opts.format == "json",
+                             unsafe=opts.unsafe, pid=opts.pid, child=child, params=params,
+                             buffering=opts.buffering, notify_out=stdout)
+        diags = Diagnostics()
         with Session(comp, options, out, stderr) as session:
             if not session.load(diags):
                 print(diags.render(), file=stderr)
                 return 1
             return session.run()
     finally:
-        if child is not None and child.release_fd >= 0:
-            import signal
-            os.kill(child.pid, signal.SIGKILL)
-            child.release()
+        signal.signal(signal.SIGTERM, previous_term)
+        if child is not None:
+            child.stop()
         if out is not stdout:
-            out.close()
+            try:
+                out.close()
+            except OSError:
+                pass
 
 
 def entry() -> None:
     # Deeply nested (but accepted) expressions are walked recursively by the
     # checker; the parser caps nesting, and this leaves room for that cap.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    sys.exit(code)

@@ -70,12 +70,12 @@ def _attach_one(spec: ProgramSpec, a, fd: int, root: str | None, pid: int | None
         offset += int(d.get("offset") or 0)
         return [A.attach_uprobe(fd, path, offset, retprobe=p == "uretprobe", pid=pid if pid else -1)]
     if p in ("kprobe", "kretprobe"):
+        # One sentence, no separate hint: what is missing and what to use instead.
+        instead = kprobe_alternative(str(d.get("func") or ""), root, exit=p == "kretprobe")
         if not os.path.exists(KPROBE_PMU):
-            raise EnvironmentProblem(
-                f"cannot attach {a.target}: this kernel has no kprobes (CONFIG_KPROBES is off)",
-                "trace the same event with a tracepoint or rawtracepoint if one exists (pytrace -l 'tracepoint:*')")
-        raise EnvironmentProblem(f"cannot attach {a.target}: kprobes are not supported by this version",
-                                 "use a tracepoint")
+            raise EnvironmentProblem(f"cannot attach {a.target}: this kernel has no kprobes "
+                                     f"(CONFIG_KPROBES is off), so trace {instead}")
+        raise EnvironmentProblem(f"cannot attach {a.target}: pytrace does not attach kprobes yet, so trace {instead}")
     if p in ("watchpoint", "asyncwatchpoint"):
         targets = [(pid, -1)] if pid else [(-1, cpu) for cpu in online_cpus()]
         return [A.attach_breakpoint(fd, int(d["address"]), int(d["length"]), d["mode"], pid=tp, cpu=cpu)
@@ -83,4 +83,29 @@ def _attach_one(spec: ProgramSpec, a, fd: int, root: str | None, pid: int | None
     raise EnvironmentProblem(f"cannot attach {a.target}: {p} probes are not supported yet", None)
 
 
-__all__ = ["attach_program", "PerfHwConfig"]
+def kprobe_alternative(func: str, root: str | None, *, exit: bool = False) -> str:
+    """What to trace instead of a kprobe on ``func``, ending with "instead":
+    a tracepoint of the same name if one exists (``tcp_retransmit_skb``), the
+    syscall's tracepoint for a syscall entry point (``__x64_sys_openat``,
+    ``do_sys_openat2``; its sys_exit_ one for a kretprobe), else a pointer
+    to the list of tracepoints."""
+    import re
+    from ..kernel import tracefs
+    try:
+        root = root or tracefs.tracefs_root()
+        events = tracefs.list_tracepoints(root)
+    except Exception:  # no tracefs: only the generic advice
+        events = []
+    names = {ev: cat for cat, ev in events}
+    if func in names:
+        return f"tracepoint:{names[func]}:{func} instead"
+    side = "exit" if exit else "enter"
+    m = re.match(r"^(?:__x64_sys_|__ia32_sys_|__se_sys_|__do_sys_|do_sys_|ksys_|sys_)(\w+?)(?:2)?$", func)
+    if m:
+        for cand in (m.group(1), func.split("sys_", 1)[1]):
+            if f"sys_{side}_{cand}" in names:
+                return f"tracepoint:syscalls:sys_{side}_{cand} instead"
+    return "a tracepoint instead (list them with: pytrace -l 'tracepoint:*')"
+
+
+__all__ = ["attach_program", "kprobe_alternative", "PerfHwConfig"]

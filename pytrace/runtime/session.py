@@ -1,9 +1,17 @@
 """A tracing session: maps and programs in, probes attached, events out.
 
+A run goes as in bpftrace 0.17: BEGIN runs, the other probes are attached,
+"Attaching N probes..." and the test marker are printed, then what BEGIN
+printed, then events until exit(), SIGINT/SIGTERM, the end of the -c
+command or of the -p process (or the reader of the output going away);
+then the probes are detached, END runs, lost events and full maps are
+reported and the maps printed.
+
 ``Session`` is a context manager: whatever happens (normal exit, exit(),
-Ctrl-C, SIGTERM, an error half-way through attaching), leaving it closes
-every link, perf event, program and map it created, perf-event tracepoints
-concurrently (each close waits for an RCU grace period).
+Ctrl-C, SIGTERM, an error half-way through attaching, a Python exception),
+leaving it closes every link, perf event, program and map it created,
+perf-event tracepoints concurrently (each close waits for an RCU grace
+period).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from ..bpf import elf
 from ..bpf.maps import BpfMap
 from ..bpf.program import VerifierError, load_program, test_run
 from ..bpf.ringbuf import RingBuffer
-from ..bpf.syscalls import possible_cpus, online_cpus
+from ..bpf.syscalls import PAGE_SIZE, online_cpus, possible_cpus
 from ..codegen.layout import MAP_ARRAY, MAP_PERCPU_ARRAY, MAP_RINGBUF, MAP_STACK_TRACE, RINGBUF_BYTES, \
     STACK_MAP_ENTRIES, Layout, ValueKind
 from ..codegen.llvm import module as M
@@ -27,7 +35,6 @@ from ..codegen.llvm.calls import LOST_MAP, RINGBUF_MAP, start_ns
 from ..codegen.llvm.irgen import CodegenError
 from ..codegen.llvm.mapops import MAPFULL_MAP
 from ..diagnostics import Diagnostics
-from ..errors import EnvironmentProblem
 from ..kernel import tracefs
 from ..output import text as out_text
 from ..semantic.pipeline import Compilation
@@ -47,6 +54,11 @@ class RunOptions:
     pid: int | None = None
     child: "Child | None" = None
     params: list[str] = field(default_factory=list)
+    # -B: "line"/"none" flush every write, "full" never; None (default):
+    # flush after each batch of events (and every write on a terminal).
+    buffering: str | None = None
+    # Where the __BPFTRACE_NOTIFY_PROBES_ATTACHED marker goes (stdout even with -o).
+    notify_out: TextIO | None = None
 
 
 @dataclass
@@ -55,6 +67,7 @@ class Child:
 
     pid: int
     release_fd: int
+    reaped: bool = False
 
     @classmethod
     def spawn(cls, command: str) -> "Child":
@@ -62,14 +75,19 @@ class Child:
         argv = shlex.split(command)
         r, w = os.pipe()
         pid = os.fork()
-        if pid == 0:  # child: wait for the go-ahead, then exec
-            os.close(w)
+        if pid == 0:  # child: wait for the go-ahead, then exec; never return into pytrace
             try:
-                os.read(r, 1)
-                os.execvp(argv[0], argv)
+                os.close(w)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                if os.read(r, 1):  # EOF: pytrace gave up before attaching
+                    os.execvp(argv[0], argv)
             except OSError as exc:
                 os.write(2, f"pytrace: cannot run {argv[0]}: {exc.strerror}\n".encode())
-            os._exit(127)
+            except BaseException:
+                pass
+            finally:
+                os._exit(127)
         os.close(r)
         return cls(pid, w)
 
@@ -80,11 +98,47 @@ class Child:
             self.release_fd = -1
 
     def exited(self) -> bool:
+        if self.reaped:
+            return True
         try:
             pid, _status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
+            self.reaped = True
             return True
-        return pid == self.pid
+        if pid == self.pid:
+            self.reaped = True
+        return self.reaped
+
+    def stop(self) -> None:
+        """End the child if it still runs (as bpftrace does when tracing stops
+        first): never started: SIGKILL; running: SIGTERM, then SIGKILL after
+        half a second.  Reaps it either way."""
+        import time
+        if self.reaped:
+            return
+        if self.release_fd >= 0:
+            os.close(self.release_fd)
+            self.release_fd = -1
+            self._signal(signal.SIGKILL)
+        elif not self.exited():
+            self._signal(signal.SIGTERM)
+            deadline = time.monotonic() + 0.5
+            while not self.exited() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if not self.exited():
+                self._signal(signal.SIGKILL)
+        if not self.reaped:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            self.reaped = True
+
+    def _signal(self, signum: int) -> None:
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 class Session:
@@ -100,6 +154,12 @@ class Session:
         self.specs: list[M.ProgramSpec] = []
         self.exit_code = 0
         self.stopping = False
+        self.interrupted = False  # SIGINT/SIGTERM arrived (not exit())
+        self.output_closed = False  # the reader of the output went away
+        self._tracing = False  # in the event loop (see _stop)
+        self.event_errors = 0
+        self._error_messages: set[str] = set()
+        self._held: list[str] | None = None  # output kept back until every probe is attached
         self.ringbuf: RingBuffer | None = None
         self.handler: EventHandler | None = None
         self.resolver: decode.Resolver | None = None
@@ -113,17 +173,27 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        A.close_all(self.attachments)
-        self.attachments = []
-        for fd in self.prog_fds.values():
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.prog_fds = {}
-        if self.ringbuf is not None:
-            self.ringbuf.close()
-            self.ringbuf = None
+        """Detach and close everything.  Every step runs even when an earlier
+        one fails (this also runs while another exception propagates)."""
+        try:
+            A.close_all(self.attachments)
+        finally:
+            self.attachments = []
+            for fd in self.prog_fds.values():
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self.prog_fds = {}
+            if self.ringbuf is not None:
+                try:
+                    self.ringbuf.close()
+                except BufferError:
+                    pass  # a record view still exists: the mapping goes when it does
+                self.ringbuf = None
+            self._close_maps()
+
+    def _close_maps(self) -> None:
         for m in list(self.maps.values()) + list(self.data_maps.values()):
             m.close()
         self.maps = {}
@@ -156,21 +226,35 @@ class Session:
             insns = elf.link_program(obj, f"pytrace/{spec.name}", fds, data_fds)
             try:
                 fd = load_program(spec.prog_type, insns, license=license, name=spec.name[:15],
-                                  log_level=1 if self.options.verbose else 0)
+                                  log_level=1)
             except VerifierError as exc:
                 probe = spec.probe.probe
-                last = exc.log.strip().splitlines()[-1] if exc.log.strip() else str(exc)
+                last = exc.reason or str(exc)
                 diags.error(f"the kernel's verifier rejected the program of this probe: {last}", probe.span,
                             hints=["run with -v to see the verifier's log"])
                 if self.options.verbose:
                     print(exc.log, file=self.err)
                 return False
             self.prog_fds[spec.name] = fd
+            if self.options.verbose:
+                self._describe_program(spec, fd)
         self._fill_filters()
         self.resolver = decode.Resolver(layout, stack_lookup=self._stack_lookup,
                                         boot_wall_ns=time.time_ns() - time.monotonic_ns(),
                                         func_names=self._func_names(layout))
         return True
+
+    def _describe_program(self, spec: M.ProgramSpec, fd: int) -> None:
+        """-v: one line per loaded program (its kernel id, size and targets)."""
+        from ..bpf.program import prog_info, prog_type_name
+        try:
+            info = prog_info(fd)
+        except OSError:
+            return
+        targets = ", ".join(a.target for a in spec.attaches[:3]) + (
+            f" and {len(spec.attaches) - 3} more" if len(spec.attaches) > 3 else "")
+        print(f"Program {spec.name}: id {info.id}, {prog_type_name(spec.prog_type)}, "
+              f"{info.xlated_len // 8} instructions, {info.jited_len} bytes JITed, for {targets}", file=self.err)
 
     def _codegen_options(self) -> dict[str, object]:
         child = self.options.child
@@ -206,7 +290,7 @@ class Session:
         for ml in layout.maps.values():
             self.maps[ml.bpf_name] = BpfMap.create(ml.map_type, ml.key_size, ml.value_size, ml.max_entries,
                                                    ml.bpf_name, ml.flags)
-        self.maps[RINGBUF_MAP] = BpfMap.create(MAP_RINGBUF, 0, 0, RINGBUF_BYTES, RINGBUF_MAP)
+        self.maps[RINGBUF_MAP] = BpfMap.create(MAP_RINGBUF, 0, 0, self.ring_bytes(), RINGBUF_MAP)
         self.maps[LOST_MAP] = BpfMap.create(MAP_PERCPU_ARRAY, 4, 8, 1, LOST_MAP)
         self.maps[MAPFULL_MAP] = BpfMap.create(MAP_PERCPU_ARRAY, 4, 8, max(1, len(layout.maps)), MAPFULL_MAP)
         for name, depth in layout.stack_maps.items():
@@ -215,6 +299,25 @@ class Session:
         for spec in self.specs:
             if spec.filter_map:
                 self.maps[spec.filter_map] = BpfMap.create(MAP_ARRAY, 4, 8, M.SYSCALL_TABLE_SIZE, spec.filter_map)
+
+    def ring_bytes(self) -> int:
+        """The event ring's size: RINGBUF_BYTES, or perf_rb_pages x 4096
+        rounded up to a power of two when the script or the environment
+        sets perf_rb_pages (bpftrace's knob for its per-CPU perf buffers;
+        one ring shared by all CPUs here)."""
+        if not self._perf_rb_pages_set():
+            return RINGBUF_BYTES
+        pages = max(1, int(self.comp.config.get("perf_rb_pages", 64)))
+        size = pages * PAGE_SIZE
+        return 1 << (size - 1).bit_length()
+
+    def _perf_rb_pages_set(self) -> bool:
+        names = ("BPFTRACE_PERF_RB_PAGES", "PYTRACE_PERF_RB_PAGES")
+        if any(n in self.comp.options.environ for n in names):
+            return True
+        program = self.comp.program
+        return program is not None and any(e.key == "perf_rb_pages" for block in program.config
+                                           for e in block.entries)
 
     def _fill_filters(self) -> None:
         for spec in self.specs:
@@ -229,10 +332,15 @@ class Session:
 
     # ------------------------------------------------------------------ attaching
     def attach(self) -> int:
-        """Attach every program; returns the number of probes (as bpftrace counts them)."""
+        """Attach every program; returns the number of probes (as bpftrace
+        counts them).  Stops early (returning what it counted) when SIGINT or
+        SIGTERM arrived meanwhile; a failure raises, and ``close()`` then
+        detaches what was attached before it."""
         root = None
         count = 0
         for spec in self.specs:
+            if self.stopping:
+                break
             count += len(spec.attaches)
             if spec.kind in ("begin", "end"):
                 continue
@@ -244,51 +352,120 @@ class Session:
 
     # ------------------------------------------------------------------ running
     def run(self) -> int:
+        """Run BEGIN, attach, print events until exit()/a signal/the traced
+        process ends, then detach, run END and print the maps.  SIGINT and
+        SIGTERM only set a flag from the moment this starts, so the teardown
+        below always runs; what leaving early skips is closed by ``close()``."""
+        assert self.layout is not None and self.resolver is not None
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return self._run()
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def _run(self) -> int:
+        try:
+            return self._trace()
+        except Exception as exc:
+            # The traceback's frames hold memoryviews of the ring buffer's
+            # mapping (the consumer's and the handler's), and close() cannot
+            # unmap it while they live: keep the text, drop the frames.
+            import traceback
+            exc.pytrace_traceback = "".join(traceback.format_exception(exc))  # type: ignore[attr-defined]
+            raise exc.with_traceback(None)
+
+    def _trace(self) -> int:
         assert self.layout is not None and self.resolver is not None
         self.ringbuf = RingBuffer(self.maps[RINGBUF_MAP])
         sink = EventSink(write=self._write, on_exit=self._on_exit, on_print_map=self._print_map,
                          on_clear=self._clear_map, on_print_value=self._print_value,
-                         system=self._system if self.options.unsafe else None, json=self.options.json)
+                         system=self._system if self.options.unsafe else None, json=self.options.json,
+                         on_error=self._on_event_error)
         self.handler = EventHandler(self.layout, self.resolver, sink)
         self.ringbuf.callback = self.handler
-        n = self.attach()
-        if not self.options.quiet:
-            self._write(out_text.format_attached(n) if not self.options.json else
-                        '{"type": "attached_probes", "data": {"probes": %d}}\n' % n)
-        notify = os.environ.get(NOTIFY_ENV)
-        if notify:
-            print(notify, file=self.out, flush=True)
-        self._run_special("begin")
-        if self.options.child:
+        # bpftrace's order: BEGIN runs before the other probes are attached,
+        # so its output (table headers) comes before any event's;
+        # "Attaching N probes..." is printed once they are all attached (and
+        # not at all when attaching fails), then what BEGIN printed.  exit()
+        # in BEGIN ends the run without attaching anything.
+        n = sum(len(spec.attaches) for spec in self.specs)
+        self._held = []
+        try:
+            self._run_special("begin")
+            if not self.stopping:
+                self.attach()
+        finally:
+            held, self._held = self._held, None
+        if not self.interrupted:
+            if not self.options.quiet:
+                if self.options.json:
+                    from ..output import json as out_json
+                    self._write(out_json.format_attached(n))
+                else:
+                    self._write(out_text.format_attached(n))
+        self._flush()
+        if not self.interrupted:
+            # As bpftrace 0.17: Attaching..., the marker, then BEGIN's output.
+            notify = os.environ.get(NOTIFY_ENV)
+            if notify:
+                print(notify, file=self.options.notify_out or self.out, flush=True)
+        for text in held:
+            self._write(text)
+        self._flush()
+        if self.options.child and not self.stopping:
             self.options.child.release()
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        child = self.options.child
+        pid = self.options.pid
+        batch_flush = self.options.buffering is None
+        self._tracing = True
         try:
             while not self.stopping:
-                self.ringbuf.poll(0.1)
-                if self.options.child and self.options.child.exited():
+                if self.ringbuf.poll(0.1) and batch_flush:
+                    self._flush()
+                if child is not None and child.exited():
                     break
-                if self.options.pid and not os.path.exists(f"/proc/{self.options.pid}"):
+                if pid and process_gone(pid):
                     break
         finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
+            self._tracing = False
         self.ringbuf.drain()
         A.close_all(self.attachments)
         self.attachments = []
         self._run_special("end")
         self.ringbuf.drain()
         self._report_lost()
+        if self.event_errors > len(self._error_messages):
+            print(f"pytrace: {self.event_errors} events could not be printed (errors above)", file=self.err)
         if self.comp.config.get("print_maps_on_exit", True):
             self.print_all_maps()
-        self.out.flush()
+        self._flush()
         return self.exit_code
 
+    def _flush(self) -> None:
+        if self.options.buffering != "full" and not self.output_closed:
+            try:
+                self.out.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
     def _on_signal(self, signum: int, frame: object) -> None:
-        self.stopping = True
+        self.interrupted = True
+        self._stop()
 
     def _on_exit(self, code: int) -> None:
         self.exit_code = code
+        self._stop()
+
+    def _stop(self) -> None:
+        """Stop tracing.  While events are being printed, detach at once:
+        the consumer may be inside a drain that new events keep feeding (a
+        script printing every syscall also sees the writes of its own
+        output), and only detaching lets that drain end."""
         self.stopping = True
+        if self._tracing and self.attachments:
+            attachments, self.attachments = self.attachments, []
+            A.close_all(attachments)
 
     def _run_special(self, kind: str) -> None:
         for spec in self.specs:
@@ -298,10 +475,44 @@ class Session:
             self.ringbuf.drain()
 
     def _write(self, text: str) -> None:
-        self.out.write(text)
-        if not self.out.isatty():
+        if self._held is not None:
+            self._held.append(text)
             return
-        self.out.flush()
+        if self.output_closed:
+            return
+        try:
+            self.out.write(text)
+            if self._flush_each:
+                self.out.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        """The output's reader went away (pytrace ... | head): stop tracing
+        quietly, as bpftrace does when SIGPIPE ends it."""
+        self.output_closed = True
+        self._stop()
+
+    def _on_event_error(self, message: str) -> None:
+        """A record that could not be turned into output: reported once per
+        distinct message; the total is reported at the end."""
+        self.event_errors += 1
+        if message not in self._error_messages:
+            self._error_messages.add(message)
+            print(message, file=self.err)
+
+    @property
+    def _flush_each(self) -> bool:
+        if not hasattr(self, "_flush_each_cached"):
+            mode = self.options.buffering
+            self._flush_each_cached = mode in ("line", "none") or (mode is None and self._isatty())
+        return self._flush_each_cached
+
+    def _isatty(self) -> bool:
+        try:
+            return self.out.isatty()
+        except (ValueError, OSError):
+            return False
 
     def _system(self, command: str) -> None:
         import subprocess
@@ -360,7 +571,11 @@ class Session:
         per_cpu = lost.lookup_percpu(bytes(4)) or []
         total = sum(int.from_bytes(v[:8], "little") for v in per_cpu)
         if total:
-            print(out_text.format_lost(total), file=self.err if not self.options.json else self.out, end="")
+            if self.options.json:
+                from ..output import json as out_json
+                self._write(out_json.format_lost(total))
+            else:
+                print(out_text.format_lost(total), file=self.err, end="")
         full = self.maps.get(MAPFULL_MAP)
         if full is not None and self.layout is not None:
             for i, name in enumerate(self.layout.maps):
@@ -373,7 +588,13 @@ class Session:
                           file=self.err)
 
 
-def check_privileges() -> None:
-    if os.geteuid() != 0:
-        raise EnvironmentProblem("pytrace needs root privileges to load BPF programs",
-                                 "run it with sudo")
+def process_gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie waiting for its parent counts)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return True
+    # "pid (comm) S ...": comm may hold spaces and parentheses; the state follows the last ')'.
+    state = stat[stat.rfind(b")") + 2: stat.rfind(b")") + 3]
+    return state in (b"Z", b"X")
