@@ -101,7 +101,7 @@ def _cpid(e: ast.Expr, ck: "Checker") -> T.Type:
 
 def _stack(user: bool):  # type: ignore[no-untyped-def]
     def check(e: ast.Expr, ck: "Checker") -> T.Type:
-        mode, limit = T.StackMode.BPFTRACE, 127
+        mode, limit = T.StackMode(ck.options.stack_mode), 127
         args = e.args if isinstance(e, ast.Call) else []
         if len(args) > 2:
             ck.error(f"{'ustack' if user else 'kstack'}() takes at most 2 arguments (mode, limit)", e.span)

@@ -22,6 +22,14 @@ LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/loca
 _SYMBOL = re.compile(r"^[A-Za-z_.*?\[\]$@~][A-Za-z0-9_.*?\[\]$@:<>~,() ]*$")
 
 
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
 def resolve_binary(name: str, pid: int | None = None) -> str | None:
     """The file a uprobe target names: a path, a library short name
     ('libc', 'libc.so.6', 'libssl') or an executable on PATH."""
@@ -35,7 +43,8 @@ def resolve_binary(name: str, pid: int | None = None) -> str | None:
     for d in LIBRARY_DIRS:
         for pattern in (f"{name}", f"{base}.so", f"{base}.so.*", f"{base}-*.so*"):
             hits = sorted(glob.glob(os.path.join(d, pattern)))
-            files = [h for h in hits if os.path.isfile(h)]
+            # libc.so is a linker script, not the library: keep ELF files only.
+            files = [h for h in hits if os.path.isfile(h) and _is_elf(h)]
             if files:
                 return os.path.realpath(files[0])
     for d in os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":"):

@@ -25,6 +25,7 @@ class CheckOptions:
     has_cpid: bool = False          # -c CMD was given
     strlen: int = 64                # BPFTRACE_STRLEN / config max_strlen
     params: list[str] = field(default_factory=list)
+    stack_mode: str = "bpftrace"    # config stack_mode: the default for kstack/ustack
 
 
 class TypeEnv:

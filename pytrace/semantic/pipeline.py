@@ -190,7 +190,8 @@ def probes_pass(c: Compilation) -> None:
 def typecheck_pass(c: Compilation) -> None:
     assert c.program is not None
     opts = CheckOptions(unsafe=c.options.unsafe, has_cpid=c.options.has_cpid,
-                        strlen=int(c.config.get("max_strlen", 64)), params=c.options.params)
+                        strlen=int(c.config.get("max_strlen", 64)), params=c.options.params,
+                        stack_mode=str(c.config.get("stack_mode", "bpftrace")))
     env = TypeEnv(c.options.kernel, opts, c.structs, c.enum_values, c.typedefs, c.macros)
     c.env = env
     checker = Checker(c.registry, env, opts, c.diags)

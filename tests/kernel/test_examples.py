@@ -29,9 +29,6 @@ pytestmark = pytest.mark.kernel
 EXAMPLES = REPO / "examples"
 HIST_LINE = re.compile(r"^[\[(].*[\])]\s+\d+ \|[@ ]{52}\|$")
 TIME = r"\d\d:\d\d:\d\d"
-# Two headers promise one probe fewer than bpftrace 0.17 and pytrace attach
-# (both count BEGIN and END): the comments need fixing, not the counts.
-HEADER_ERRATA = {"newprocs_per_sec.pt": 4, "printf_format.pt": 3}
 
 
 def _comm() -> str:
@@ -51,7 +48,7 @@ def _example(name: str, *, args: tuple[str, ...] = (), **kw) -> Run:  # type: ig
     assert r.ready_after is not None, f"{name} did not start:\n{r.stdout}\n{r.stderr}"
     assert r.rc == 0, r.stderr
     assert "Traceback" not in r.stderr, r.stderr
-    n = HEADER_ERRATA.get(name, _header_attaching(name))
+    n = _header_attaching(name)
     first = r.stdout.split("\n", 1)[0]
     assert first == (f"Attaching {n} probe..." if n == 1 else f"Attaching {n} probes..."), first
     assert_all_gone(r.seen, r.pid)
