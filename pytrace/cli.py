@@ -413,10 +413,18 @@ def _trace(comp, opts: argparse.Namespace, params: list[str], stdout: TextIO, st
                 pass
 
 
+# Optional modules Lark imports when present but pytrace never uses at run
+# time (regex for regex=True grammars, interegular for strict-mode collision
+# checks); importing them costs ~50-100 ms of start-up.
+_UNUSED_OPTIONAL_IMPORTS = ("regex", "interegular")
+
+
 def entry() -> None:
     # Deeply nested (but accepted) expressions are walked recursively by the
     # checker; the parser caps nesting, and this leaves room for that cap.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
+    for name in _UNUSED_OPTIONAL_IMPORTS:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     code = main()
     try:
         sys.stdout.flush()
