@@ -24,10 +24,15 @@ STACK_MAP_ENTRIES = 16384
 MAX_STACK_DEPTH = 127          # /proc/sys/kernel/perf_event_max_stack default
 
 
+# bpftrace 0.17 stores min(v) as 0xffffffff - v, so that one signed ">="
+# against the missing-entry value 0 serves both min() and max().
+MIN_BIAS = 0xFFFFFFFF
+
+
 class ValueKind(Enum):
     PLAIN = "plain"            # the value's own bytes (ints, strings, tuples...)
     ADD = "add"                # count, sum, @x++, @x += n: u64 updated with an atomic add
-    MINMAX = "minmax"          # min, max: {i64 value; u64 set} per CPU
+    MINMAX = "minmax"          # min, max: {i64 value (min: MIN_BIAS - v); u64 set} per CPU
     AVG = "avg"                # avg, stats: {i64 total; u64 count} per CPU
     HIST = "hist"              # hist, lhist: u64 count per (key, bucket), atomic add
 

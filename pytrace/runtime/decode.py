@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..codegen.layout import Layout, MapLayout, ValueKind, storage_type, type_size
+from ..codegen.layout import MIN_BIAS, Layout, MapLayout, ValueKind, storage_type, type_size
 from ..kernel.symbols import KernelSymbols, UserSymbols, username
 from ..output import values as V
 from ..semantic import types as T
@@ -60,6 +60,8 @@ class Resolver:
     def symbol(self, st: T.SymbolType, data: bytes | memoryview, off: int) -> str:
         a = int.from_bytes(data[off:off + 8], "little")
         k = st.kind
+        if k in (T.SymbolKind.KSYM, T.SymbolKind.USYM) and a == 0:
+            return "0"   # 0.17 prints unresolved addresses with showbase: 0 has no 0x
         if k is T.SymbolKind.KSYM:
             return self.ksyms.resolve(a)
         if k is T.SymbolKind.USYM:
@@ -94,7 +96,7 @@ class Resolver:
 
     def stack(self, st: T.StackType, sid: int, pid: int) -> V.Stack:
         if sid < 0 or self.stack_lookup is None:
-            return V.Stack([])
+            return V.Stack([], mode=st.mode)
         mapname = "pt_ustack" if st.user else "pt_kstack"
         addrs = self.stack_lookup(mapname, sid) or []
         frames = []
@@ -104,11 +106,25 @@ class Resolver:
             if st.mode is T.StackMode.RAW:
                 frames.append(f"{addr:x}")
                 continue
-            if st.user:
-                frames.append(self.usyms.resolve(addr, pid, offset=True))
-            else:
-                frames.append(self.ksyms.resolve(addr, offset=True))
-        return V.Stack(frames, mode=st.mode.value)
+            sym = self.usyms.resolve(addr, pid, offset=True) if st.user else self.ksyms.resolve(addr, offset=True)
+            if st.mode is T.StackMode.PERF:
+                # 0.17's perf mode: "<hex address> <symbol>", user frames
+                # followed by their object file (or "[unknown]").
+                if st.user:
+                    sym = f"{addr:x} {sym} ({self._object_of(addr, pid)})"
+                else:
+                    sym = f"{addr:x} {sym}"
+            frames.append(sym)
+        return V.Stack(frames, mode=st.mode)
+
+    def _object_of(self, addr: int, pid: int) -> str:
+        try:
+            for m in self.usyms._mappings(pid):  # noqa: SLF001 - the per-pid mapping cache
+                if m.start <= addr < m.end and m.path.startswith("/"):
+                    return m.path
+        except Exception:  # noqa: BLE001 - a vanished process has no mappings
+            pass
+        return "[unknown]"
 
 
 def decode_map(res: Resolver, ml: MapLayout, items: list[tuple[bytes, object]]) -> V.MapData:
@@ -153,6 +169,10 @@ def decode_map(res: Resolver, ml: MapLayout, items: list[tuple[bytes, object]]) 
             key_bytes.append(bytes(kb))
     if not keyed:
         key_bytes = [b"" for _ in entries]
+        if not entries and agg is not None and agg.kind is T.AggKind.COUNT:
+            # 0.17 prints an empty key-less count() map (never hit, clear()ed
+            # or delete()d) as "@c: 0", in text and JSON alike.
+            entries, key_bytes = [((), V.Count(0))], [b""]
     return V.MapData(ml.name, keyed, entries, value_type=ml.value_type, key_types=key_types,
                      key_bytes=key_bytes)
 
@@ -168,13 +188,15 @@ def _value_of(res: Resolver, ml: MapLayout, agg: T.AggregationType | None, vb: o
         return V.Count(n) if k is T.AggKind.COUNT else V.Sum(n)
     assert isinstance(vb, list)
     if k in (T.AggKind.MIN, T.AggKind.MAX):
-        best = None
+        # 0.17 takes the largest per-CPU slot (unwritten slots are 0); a min
+        # slot holds 0xffffffff - value, and an all-zero min prints 0.
+        best = 0
         for cpu in vb:
             if int.from_bytes(cpu[8:16], "little"):
-                v = int.from_bytes(cpu[:8], "little", signed=agg.signed)
-                if best is None or (v < best if k is T.AggKind.MIN else v > best):
-                    best = v
-        return V.Min(best or 0) if k is T.AggKind.MIN else V.Max(best or 0)
+                best = max(best, int.from_bytes(cpu[:8], "little", signed=True))
+        if k is T.AggKind.MAX:
+            return V.Max(best)
+        return V.Min(MIN_BIAS - best if best else 0)
     total = sum(int.from_bytes(cpu[:8], "little", signed=True) for cpu in vb)
     count = sum(int.from_bytes(cpu[8:16], "little") for cpu in vb)
     return V.Avg(count, total) if k is T.AggKind.AVG else V.Stats(count, total)

@@ -7,11 +7,14 @@ in the order the kernel produced them.
 
 from __future__ import annotations
 
+import sys
 import time as _time
+import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..codegen.layout import EventLayout, Layout
+from ..output import values as V
 from ..semantic import formats
 from .decode import Resolver
 
@@ -27,6 +30,9 @@ class EventSink:
     on_print_value: Callable[[object], None]
     system: Callable[[str], None] | None = None
     json: bool = False
+    # Where a record that cannot be turned into output is reported (the
+    # session goes on); stderr by default.
+    on_error: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -36,6 +42,7 @@ class EventHandler:
     sink: EventSink
     _parsed: dict[int, formats.ParseResult] = field(default_factory=dict)
     count: int = 0
+    errors: int = 0
 
     def _segments(self, ev: EventLayout) -> formats.ParseResult:
         if ev.id not in self._parsed:
@@ -43,6 +50,22 @@ class EventHandler:
         return self._parsed[ev.id]
 
     def __call__(self, rec: memoryview) -> None:
+        """Handle one record.  Never raises: an exception here would carry
+        the record's memoryview (and the ring buffer's) in its traceback and
+        keep the ring buffer from being unmapped; it is reported instead."""
+        try:
+            self._handle(rec)
+        except Exception as exc:  # noqa: BLE001 - reported, not propagated
+            message = f"pytrace: internal error while handling an event: {type(exc).__name__}: {exc}"
+            traceback.clear_frames(exc.__traceback__)
+            del exc, rec
+            self.errors += 1
+            if self.sink.on_error is not None:
+                self.sink.on_error(message)
+            else:
+                print(message, file=sys.stderr)
+
+    def _handle(self, rec: memoryview) -> None:
         self.count += 1
         eid = int.from_bytes(rec[:8], "little")
         if eid >= len(self.layout.events):
@@ -55,7 +78,11 @@ class EventHandler:
             if k == "printf":
                 self._out("printf", text)
             elif k == "system" and self.sink.system is not None:
-                self.sink.system(text)
+                if self.sink.json:
+                    # 0.17 captures the command's output in JSON mode.
+                    self._out("syscall", _run_captured(text))
+                else:
+                    self.sink.system(text)
             elif k == "cat":
                 self._cat(text)
         elif k == "time":
@@ -81,8 +108,10 @@ class EventHandler:
                 s = raw.split(b"\0", 1)[0]
                 if not s:
                     break
-                parts.append(s.decode("utf-8", "replace"))
-            self._out("join", str(ev.extra.get("sep", " ")).join(parts) + "\n")
+                parts.append(s.decode("utf-8", "surrogateescape"))
+            joined = str(ev.extra.get("sep", " ")).join(parts)
+            # Text mode ends the line; 0.17's JSON message has no newline.
+            self._out("join", joined if self.sink.json else joined + "\n")
 
     def _arg(self, t, rec: memoryview, off: int) -> object:  # type: ignore[no-untyped-def]
         v = self.resolver.value(t, rec, off)
@@ -94,6 +123,8 @@ class EventHandler:
             return format_value(v)
         if isinstance(v, bool):
             return int(v)
+        if isinstance(v, V.Buffer):
+            return v.data          # %r/%rx/%rh format bytes
         return v
 
     def _cat(self, path: str) -> None:
@@ -106,7 +137,13 @@ class EventHandler:
 
     def _out(self, kind: str, text: str) -> None:
         if self.sink.json:
-            import json
-            self.sink.write(json.dumps({"type": kind, "data": text}) + "\n")
+            from ..output import json as out_json
+            self.sink.write(out_json.format_message(kind, text))
         else:
             self.sink.write(text)
+
+
+def _run_captured(command: str) -> str:
+    import subprocess
+    done = subprocess.run(command, shell=True, stdout=subprocess.PIPE)
+    return done.stdout.decode("utf-8", "surrogateescape")

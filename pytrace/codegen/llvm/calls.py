@@ -20,6 +20,7 @@ from ..layout import EventLayout, type_size
 from .irgen import (BPF_F_USER_STACK, H_GET_CURRENT_CGROUP_ID, H_GET_CURRENT_COMM, H_GET_CURRENT_PID_TGID,
                     H_GET_CURRENT_TASK, H_GET_CURRENT_UID_GID, H_GET_NUMA_NODE_ID,
                     H_GET_PRANDOM_U32, H_GET_SMP_PROCESSOR_ID, H_GET_STACKID, H_JIFFIES64, H_KTIME_GET_NS,
+                    read_helper, read_str_helper,
                     H_RINGBUF_RESERVE, H_RINGBUF_SUBMIT, H_SEND_SIGNAL, I1, I8, I8P, I32, I64, CodegenError,
                     Val)
 
@@ -58,6 +59,8 @@ def builtin_variable(lw: "Lowerer", e: ast.Expr) -> Val:
     }
     if name in simple:
         return Val(t, reg=simple[name]())
+    if name == "usermode":
+        return Val(t, reg=lw.pctx.usermode(g))
     if name == "comm":
         buf = g.alloca(16)
         g.memset(buf, 16)
@@ -97,7 +100,7 @@ def stack(lw: "Lowerer", e: ast.Expr, user: bool) -> Val:
 def emit_event(lw: "Lowerer", ev: EventLayout, values: list[Val]) -> None:
     g = lw.g
     size = ev.total_size
-    rec = g.helper(H_RINGBUF_RESERVE, [g.map_ptr(RINGBUF_MAP), g.const(size), g.const(0)], ret=I8P)
+    rec = g.mark_aligned(g.helper(H_RINGBUF_RESERVE, [g.map_ptr(RINGBUF_MAP), g.const(size), g.const(0)], ret=I8P))
     ok = g.truth(rec)
     with g.b.if_else(ok) as (then, other):
         with then:
@@ -160,6 +163,12 @@ def call(lw: "Lowerer", e: ast.Call) -> Val:
         if not ev.args:
             ev.add(T.I64)
         emit_event(lw, ev, code)
+        try:
+            flag = g.module.get_global("pt_exiting")
+        except KeyError:
+            flag = None
+        if flag is not None:
+            g.b.store(g.const(1), flag)
         return Val(T.VOID, reg=g.const(0))
     if name in ("clear", "zero") or (name == "print" and isinstance(e.args[0], ast.Map) and e.args[0].keys is None):
         m = e.args[0]
@@ -196,14 +205,18 @@ def call(lw: "Lowerer", e: ast.Call) -> Val:
         arg = e.args[0]
         assert isinstance(arg, ast.String)
         resolve = lw.options.get("resolve_symbol")
-        if not callable(resolve):
-            raise CodegenError(f"{name}() needs symbol resolution", e.span)
-        value = resolve(name, arg.value)
+        value = resolve(name, arg.value) if callable(resolve) else default_resolve(name, arg.value)
         if value is None:
             raise CodegenError(f"{name}(): '{arg.value}' not found", arg.span)
         return Val(t, reg=g.const(int(value)))
     if name == "ntop":
         return _ntop(lw, e)
+    if name == "pton":
+        return _pton(lw, e)
+    if name == "macaddr":
+        return _macaddr(lw, e)
+    if name == "debugf":
+        return _debugf(lw, e)
     if name == "reg":
         arg = e.args[0]
         assert isinstance(arg, ast.String)
@@ -214,7 +227,12 @@ def call(lw: "Lowerer", e: ast.Call) -> Val:
         # bpftrace's strncmp returns 0 when equal.
         return Val(t, reg=g.b.zext(g.b.xor(eq, ir.Constant(I1, 1)), I64))
     if name == "strcontains":
-        return Val(t, reg=g.b.zext(_contains(lw, lw.expr(e.args[0]), lw.expr(e.args[1])), I64))
+        needle = e.args[1]
+        if isinstance(needle, ast.String):
+            found = _contains_literal(lw, lw.expr(e.args[0]), needle.value.encode("utf-8", "surrogateescape"))
+        else:
+            found = _contains(lw, lw.expr(e.args[0]), lw.expr(needle))
+        return Val(t, reg=g.b.zext(found, I64))
     if name == "signal":
         arg = e.args[0]
         if isinstance(arg, ast.String):
@@ -229,8 +247,8 @@ def call(lw: "Lowerer", e: ast.Call) -> Val:
     if name == "delete":
         if len(e.args) == 1:
             m = e.args[0]
-            assert isinstance(m, ast.Map) and m.keys is not None
-            mapops.delete(lw, m, m.keys)
+            assert isinstance(m, ast.Map)
+            mapops.delete(lw, m, m.keys or [])   # delete(@scalar): its one zero key
         else:
             m = e.args[0]
             assert isinstance(m, ast.Map)
@@ -262,6 +280,20 @@ def call(lw: "Lowerer", e: ast.Call) -> Val:
     raise CodegenError(f"{name}() is not supported by the code generator yet", e.span)
 
 
+def default_resolve(kind: str, name: str) -> int | None:
+    """kaddr()/cgroupid() when the caller gave no resolver (--emit)."""
+    import os
+    if kind == "kaddr":
+        from ...kernel.symbols import KernelSymbols
+        return KernelSymbols().address(name)
+    if kind == "cgroupid":
+        try:
+            return os.stat(name if name.startswith("/") else f"/sys/fs/cgroup/{name}").st_ino
+        except OSError:
+            return None
+    return None
+
+
 def _str(lw: "Lowerer", e: ast.Call) -> Val:
     g = lw.g
     t = e.ty if isinstance(e.ty, T.StringType) else T.StringType(lw.strlen)
@@ -282,7 +314,7 @@ def _str(lw: "Lowerer", e: ast.Call) -> Val:
         nn = g.b.add(n, g.const(1))
         nn = g.b.select(g.b.icmp_unsigned(">", nn, g.const(size)), g.const(size), nn)
         nn = g.b.select(g.b.icmp_unsigned("<", nn, g.const(1)), g.const(1), nn)
-        hid = 114 if lw._user_space(e.args[0].ty) else 115
+        hid = read_str_helper(lw._user_space(e.args[0].ty))
         g.helper(hid, [buf, g.b.trunc(nn, I32), g.as_ptr(src.reg)])
         return Val(t, ptr=buf)
     g.probe_read_str(buf, limit, src.reg, user=lw._user_space(e.args[0].ty))
@@ -290,19 +322,45 @@ def _str(lw: "Lowerer", e: ast.Call) -> Val:
 
 
 def _buf(lw: "Lowerer", e: ast.Call) -> Val:
+    """buf(src[, len]): a u8 length then up to BufferType.length bytes.  A
+    length known only at run time is clamped to the buffer (as 0.17 does
+    with its max_strlen-sized buffer) and only that many bytes are read."""
     g = lw.g
     t = e.ty if isinstance(e.ty, T.BufferType) else T.BufferType(lw.strlen)
     n = t.length
     buf = g.alloca(n + 8)
     g.memset(buf, n + 8)
     src = lw.expr(e.args[0])
-    # Layout: u8 length, then the bytes.
-    g.store_int(buf, 0, g.const(n), 1)
     if src.ptr is not None:
+        g.store_int(buf, 0, g.const(n), 1)
         g.memcpy(g.gep(buf, 1), src.ptr, min(n, type_size(src.ty)))
-    else:
-        g.probe_read(g.gep(buf, 1), n, src.reg, user=lw._user_space(e.args[0].ty))
+        return Val(t, ptr=buf)
+    assert src.reg is not None
+    user = lw._user_space(e.args[0].ty)
+    const_len = None
+    if len(e.args) == 2:
+        try:
+            const_len = lw.const_of(e.args[1])
+        except CodegenError:
+            const_len = None
+    if len(e.args) < 2 or const_len is not None:
+        g.store_int(buf, 0, g.const(n), 1)
+        g.probe_read(g.gep(buf, 1), n, src.reg, user=user)
+        return Val(t, ptr=buf)
+    want = lw.value(e.args[1])
+    # min(len, n) as an unsigned compare (a negative length reads all n),
+    # then masked so the verifier sees a bounded size.
+    size = g.b.select(g.b.icmp_unsigned(">", want, g.const(n)), g.const(n), want)
+    g.store_int(buf, 0, size, 1)
+    hid = read_helper(user)
+    size32 = g.b.trunc(g.b.and_(size, g.const(_mask_for(n))), I32)
+    g.helper(hid, [g.gep(buf, 1), size32, g.as_ptr(src.reg)])
     return Val(t, ptr=buf)
+
+
+def _mask_for(n: int) -> int:
+    """The smallest all-ones mask covering 0..n."""
+    return (1 << n.bit_length()) - 1
 
 
 def _join(lw: "Lowerer", e: ast.Call) -> Val:
@@ -315,7 +373,8 @@ def _join(lw: "Lowerer", e: ast.Call) -> Val:
     if not ev.args:
         ev.size = 8 + n_args * arg_len
     arr = lw.value(e.args[0])
-    rec = g.helper(H_RINGBUF_RESERVE, [g.map_ptr(RINGBUF_MAP), g.const(ev.total_size), g.const(0)], ret=I8P)
+    rec = g.mark_aligned(g.helper(H_RINGBUF_RESERVE, [g.map_ptr(RINGBUF_MAP), g.const(ev.total_size), g.const(0)],
+                                  ret=I8P))
     with g.b.if_then(g.truth(rec)):
         g.store_int(rec, 0, g.const(ev.id))
         ptr = g.alloca(8)
@@ -347,6 +406,58 @@ def _ntop(lw: "Lowerer", e: ast.Call) -> Val:
     return Val(e.ty or T.SymbolType(T.SymbolKind.INET, 24), ptr=buf)
 
 
+def _pton(lw: "Lowerer", e: ast.Call) -> Val:
+    """pton("literal"): the address bytes, known at compile time."""
+    import ipaddress
+    arg = e.args[0]
+    assert isinstance(arg, ast.String)
+    raw = ipaddress.ip_address(arg.value).packed
+    g = lw.g
+    buf = g.alloca(len(raw))
+    g.memset(buf, len(raw))
+    for i in range(0, len(raw), 4):
+        g.store_int(buf, i, g.const(int.from_bytes(raw[i:i + 4], "little")), 4)
+    return Val(e.ty or T.ArrayType(T.U8, len(raw)), ptr=buf)
+
+
+def _macaddr(lw: "Lowerer", e: ast.Call) -> Val:
+    """macaddr(p): six bytes, formatted in user space."""
+    g = lw.g
+    buf = g.alloca(8)
+    g.memset(buf, 8)
+    src = lw.expr(e.args[0])
+    if src.ptr is not None:
+        g.memcpy(buf, src.ptr, min(6, type_size(src.ty)))
+    else:
+        assert src.reg is not None
+        g.probe_read(buf, 6, src.reg, user=lw._user_space(e.args[0].ty))
+    return Val(e.ty or T.SymbolType(T.SymbolKind.MACADDR, 6), ptr=buf)
+
+
+H_TRACE_PRINTK = 6
+
+
+def _debugf(lw: "Lowerer", e: ast.Call) -> Val:
+    """debugf(fmt, ...): bpf_trace_printk to the kernel's trace_pipe (at
+    most three integer arguments; the format goes on the stack)."""
+    g = lw.g
+    fmt = e.args[0]
+    assert isinstance(fmt, ast.String)
+    if len(e.args) > 4:
+        raise CodegenError("debugf() takes at most 3 arguments after the format (bpf_trace_printk)", e.span)
+    text = lw.string_literal(fmt.value, T.StringType(len(fmt.value.encode()) + 1))
+    assert text.ptr is not None
+    size = len(fmt.value.encode("utf-8", "surrogateescape")) + 1
+    args = []
+    for a in e.args[1:]:
+        v = lw.expr(a)
+        if v.reg is None:
+            raise CodegenError("debugf() arguments must be integers", a.span)
+        args.append(v.reg)
+    g.helper(H_TRACE_PRINTK, [text.ptr, ir.Constant(I32, size)] + args)
+    return Val(T.VOID, reg=g.const(0))
+
+
 def string_equal(lw: "Lowerer", a: Val, b: Val, n: int | None) -> ir.Value:
     """Compare two strings up to their NUL (or n bytes), unrolled: loops
     over string bytes are cheap for the verifier only when bounded this way."""
@@ -372,6 +483,41 @@ def string_equal(lw: "Lowerer", a: Val, b: Val, n: int | None) -> ir.Value:
     g.b.branch(done)
     g.b.position_at_end(done)
     return g.b.icmp_unsigned("!=", g.b.load(result), g.const(0))
+
+
+def _contains_literal(lw: "Lowerer", hay: Val, needle: bytes) -> ir.Value:
+    """strcontains(s, "literal"): at each start position compare with the
+    literal's bytes (constants), stopping at the haystack's NUL: about
+    (len(needle) + 1) comparisons per position instead of a full scan."""
+    g = lw.g
+    assert hay.ptr is not None
+    needle = needle.split(b"\0", 1)[0]
+    if not needle:
+        return ir.Constant(I1, 1)
+    hn = type_size(hay.ty)
+    found = g.alloca_i64("found")
+    g.b.store(g.const(0), found)
+    done = g.fn.append_basic_block("contains.done")
+    hit = g.fn.append_basic_block("contains.hit")
+    for start in range(hn - len(needle) + 1):
+        nxt = g.fn.append_basic_block("contains.next")
+        ch0 = g.b.load(g.gep(hay.ptr, start))
+        at_end = g.fn.append_basic_block("contains.cmp")
+        g.b.cbranch(g.b.icmp_unsigned("==", ch0, ir.Constant(I8, 0)), done, at_end)
+        g.b.position_at_end(at_end)
+        for j, want in enumerate(needle):
+            ch = ch0 if j == 0 else g.b.load(g.gep(hay.ptr, start + j))
+            more = hit if j == len(needle) - 1 else g.fn.append_basic_block("contains.more")
+            g.b.cbranch(g.b.icmp_unsigned("==", ch, ir.Constant(I8, want)), more, nxt)
+            if more is not hit:
+                g.b.position_at_end(more)
+        g.b.position_at_end(nxt)
+    g.b.branch(done)
+    g.b.position_at_end(hit)
+    g.b.store(g.const(1), found)
+    g.b.branch(done)
+    g.b.position_at_end(done)
+    return g.b.icmp_unsigned("!=", g.b.load(found), g.const(0))
 
 
 def _contains(lw: "Lowerer", hay: Val, needle: Val) -> ir.Value:

@@ -38,6 +38,7 @@ class ProbeContext:
     fmt: TracepointFormat | None = None  # tracepoint: the format of the (first) tracepoint
     exit: bool = False                   # syscall: sys_exit (args->ret)
     arg_slots: dict[str, int] | None = None  # syscall: field -> argument index
+    user: bool = False                   # uprobes: bare addresses are user memory
 
     # ------------------------------------------------------------------
     def regs_ptr(self, g: ProgramGen) -> ir.Value:
@@ -68,6 +69,14 @@ class ProbeContext:
         if self.kind == "rawtp":
             return g.load_int(g.ctx, 8 * n)
         raise CodegenError(f"arg{n} is not available in this probe type")
+
+    def usermode(self, g: ProgramGen) -> ir.Value:
+        """1 when the probe interrupted user mode: the privilege level in
+        the saved cs (x86_64); tracepoints and BEGIN/END run in the kernel."""
+        if self.kind in ("regs", "perf"):
+            cs = g.load_int(g.ctx, PT_REGS["cs"])
+            return g.b.zext(g.b.icmp_unsigned("==", g.b.and_(cs, g.const(3)), g.const(3)), I64)
+        return g.const(0)
 
     def retval(self, g: ProgramGen) -> ir.Value:
         if self.kind == "regs":

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llvmlite import ir
+from llvmlite.ir.values import ArgumentAttributes
 
 from ...semantic import types as T
 
@@ -35,6 +36,20 @@ H_GET_CURRENT_CGROUP_ID, H_SEND_SIGNAL, H_PROBE_READ_USER, H_PROBE_READ_KERNEL =
 H_PROBE_READ_USER_STR, H_PROBE_READ_KERNEL_STR, H_JIFFIES64 = 114, 115, 118
 H_RINGBUF_OUTPUT, H_RINGBUF_RESERVE, H_RINGBUF_SUBMIT, H_RINGBUF_DISCARD = 130, 131, 132, 133
 H_GET_FUNC_IP = 173
+
+# The original probe_read helpers pick user or kernel memory by the address
+# at run time (x86_64 has non-overlapping address spaces): used when the
+# address space of a pointer is not known.
+H_PROBE_READ, H_PROBE_READ_STR = 4, 45
+
+
+def read_helper(user: bool | None) -> int:
+    return H_PROBE_READ if user is None else (H_PROBE_READ_USER if user else H_PROBE_READ_KERNEL)
+
+
+def read_str_helper(user: bool | None) -> int:
+    return H_PROBE_READ_STR if user is None else (H_PROBE_READ_USER_STR if user else H_PROBE_READ_KERNEL_STR)
+
 
 BPF_ANY, BPF_NOEXIST = 0, 1
 BPF_F_USER_STACK = 1 << 8
@@ -62,6 +77,13 @@ class Val:
         return self.ptr is not None
 
 
+def mem_size(v: Val) -> int:
+    """Bytes of an in-memory value as it is laid out (tuples hold every
+    integer at 8 bytes, whatever the declared element type)."""
+    from ..layout import storage_type, type_size
+    return type_size(storage_type(v.ty))
+
+
 class ProgramGen:
     """Builds one BPF program function."""
 
@@ -77,7 +99,13 @@ class ProgramGen:
         self.b = ir.IRBuilder(body)
         self._entry_builder = ir.IRBuilder(self.entry)
         self.map_fds = map_fds
-        self.stack_used = 0
+        self._persistent = 0
+        self._arena: ir.Value | None = None
+        self._arena_len: ir.Constant | None = None
+        self._arena_top = 0
+        self._arena_peak = 0
+        self._marks: list[int] = []
+        self._align: dict[int, tuple[int, ir.Value]] = {}
         self.variables: dict[str, tuple[ir.Value, T.Type]] = {}
         self.loop_stack: list[tuple[ir.Block, ir.Block]] = []  # (continue target, break target)
 
@@ -85,38 +113,121 @@ class ProgramGen:
     def finish(self) -> None:
         if not self.b.block.is_terminated:
             self.b.ret(ir.Constant(I64, 0))
+        if self._arena_len is not None:
+            self._arena_len.constant = max(8, self._arena_peak)
         self._entry_builder.branch(self.fn.blocks[1])
 
     # -------------------------------------------------------------- memory
-    def alloca(self, size: int, name: str = "", span: object = None) -> ir.Value:
-        """A zero-sized-safe stack buffer in the entry block (LLVM's BPF
-        back end aborts on allocas elsewhere)."""
-        size = max(8, (size + 7) // 8 * 8)
-        self.stack_used += size
+    # Scratch memory (keys, values, strings, tuples... of one statement) is
+    # bump-allocated from one per-program arena: a statement's scratch is
+    # released when it ends (nested statements allocate above their
+    # parent's), so the frame holds the deepest statement's needs, not the
+    # sum over the probe.  The arena is one 8-aligned i8 alloca in the entry
+    # block whose length is fixed in finish().  Variables (and whatever is
+    # allocated outside any statement) get allocas of their own, zeroed in
+    # the entry block so that every path reads them initialised.
+    def begin_scope(self) -> None:
+        self._marks.append(self._arena_top)
+
+    def end_scope(self) -> None:
+        self._arena_top = self._marks.pop()
+
+    @property
+    def stack_used(self) -> int:
+        return self._persistent + self._arena_peak
+
+    def _check_budget(self, span: object) -> None:
         if self.stack_used > STACK_BUDGET:
             raise CodegenError(f"this probe needs more than {STACK_BUDGET} bytes of BPF stack", span,
                                ["BPF programs have a 512-byte stack: use fewer or shorter strings "
                                 "(config = { max_strlen = 32 }) or split the work across probes"])
+
+    def _scratch(self, size: int, span: object) -> ir.Value:
+        """``size`` bytes of the arena for the current statement, as an i8*
+        computed in the entry block (usable from every block)."""
+        off = self._arena_top
+        self._arena_top += size
+        if self._arena_top > self._arena_peak:
+            self._arena_peak = self._arena_top
+            self._check_budget(span)
+        with self._entry_builder.goto_entry_block():
+            if self._arena is None:
+                self._arena_len = ir.Constant(I64, 8)
+                self._arena = self._entry_builder.alloca(I8, size=self._arena_len, name="scratch")
+                self._arena.align = 8
+            return self.mark_aligned(self._entry_builder.gep(self._arena, [ir.Constant(I64, off)]))
+
+    def alloca(self, size: int, name: str = "", span: object = None, persistent: bool = False) -> ir.Value:
+        """A buffer of ``size`` bytes (rounded up to 8) as an i8*: scratch
+        for the current statement, or (``persistent``, or outside any
+        statement) a zeroed alloca of its own."""
+        size = max(8, (size + 7) // 8 * 8)
+        if not persistent and self._marks:
+            return self._scratch(size, span)
+        self._persistent += size
+        self._check_budget(span)
         with self._entry_builder.goto_entry_block():
             arr = self._entry_builder.alloca(ir.ArrayType(I64, size // 8), name=name)
-        return self.b.bitcast(arr, I8P)
+            ptr = self._entry_builder.bitcast(arr, I8P)
+            if persistent:
+                fn = self.module.declare_intrinsic("llvm.memset", [I8P, I64])
+                self._entry_builder.call(fn, [ptr, ir.Constant(I8, 0), ir.Constant(I64, size), ir.Constant(I1, 0)])
+        return self.mark_aligned(ptr)
 
-    def alloca_i64(self, name: str = "") -> ir.Value:
-        self.stack_used += 8
+    def alloca_i64(self, name: str = "", persistent: bool = False) -> ir.Value:
+        """An i64 slot: scratch, or a zeroed alloca of its own."""
+        if not persistent and self._marks:
+            p = self._scratch(8, None)
+            with self._entry_builder.goto_entry_block():
+                return self._entry_builder.bitcast(p, I64.as_pointer())
+        self._persistent += 8
+        self._check_budget(None)
         with self._entry_builder.goto_entry_block():
-            return self._entry_builder.alloca(I64, name=name)
+            slot = self._entry_builder.alloca(I64, name=name)
+            if persistent:
+                self._entry_builder.store(ir.Constant(I64, 0), slot)
+        return slot
+
+    # Known alignment of pointers (stack buffers, map values and ring-buffer
+    # records are 8-aligned): memset/memcpy carry it, so that LLVM copies
+    # in 8-byte words.  Without it a copy into a ring-buffer record is done
+    # byte by byte, and the scheduled loads spill past the 512-byte stack.
+    def mark_aligned(self, ptr: ir.Value, align: int = 8) -> ir.Value:
+        self._align[id(ptr)] = (align, ptr)
+        return ptr
+
+    def alignment(self, ptr: ir.Value) -> int:
+        hit = self._align.get(id(ptr))
+        return hit[0] if hit is not None and hit[1] is ptr else 1
+
+    def _mem_call(self, fn: ir.Function, args: list[ir.Value], ptrs: tuple[int, ...]) -> None:
+        call = self.b.call(fn, args)
+        for i in ptrs:
+            a = self.alignment(args[i])
+            if a > 1:
+                attrs = ArgumentAttributes()
+                attrs.align = a
+                call.arg_attributes[i] = attrs
 
     def memset(self, ptr: ir.Value, size: int, value: int = 0) -> None:
         fn = self.module.declare_intrinsic("llvm.memset", [I8P, I64])
-        self.b.call(fn, [ptr, ir.Constant(I8, value), ir.Constant(I64, size), ir.Constant(I1, 0)])
+        self._mem_call(fn, [ptr, ir.Constant(I8, value), ir.Constant(I64, size), ir.Constant(I1, 0)], (0,))
 
     def memcpy(self, dst: ir.Value, src: ir.Value, size: int) -> None:
         fn = self.module.declare_intrinsic("llvm.memcpy", [I8P, I8P, I64])
-        self.b.call(fn, [dst, src, ir.Constant(I64, size), ir.Constant(I1, 0)])
+        self._mem_call(fn, [dst, src, ir.Constant(I64, size), ir.Constant(I1, 0)], (0, 1))
 
     def gep(self, ptr: ir.Value, offset: int | ir.Value) -> ir.Value:
         off = ir.Constant(I64, offset) if isinstance(offset, int) else offset
-        return self.b.gep(ptr, [off])
+        out = self.b.gep(ptr, [off])
+        base = self.alignment(ptr)
+        if base > 1 and isinstance(offset, int):
+            a = base
+            while offset % a:
+                a //= 2
+            if a > 1:
+                self.mark_aligned(out, a)
+        return out
 
     def store_int(self, ptr: ir.Value, offset: int, value: ir.Value, size: int = 8) -> None:
         ity = ir.IntType(size * 8)
@@ -147,7 +258,7 @@ class ProgramGen:
         return self.b.inttoptr(self.b.call(pseudo, [ir.Constant(I64, 1), ir.Constant(I64, fd)]), I8P)
 
     def map_lookup(self, bpf_name: str, key: ir.Value) -> ir.Value:
-        return self.helper(H_MAP_LOOKUP, [self.map_ptr(bpf_name), key], ret=I8P)
+        return self.mark_aligned(self.helper(H_MAP_LOOKUP, [self.map_ptr(bpf_name), key], ret=I8P))
 
     def map_update(self, bpf_name: str, key: ir.Value, value: ir.Value, flags: int = BPF_ANY) -> ir.Value:
         return self.helper(H_MAP_UPDATE, [self.map_ptr(bpf_name), key, value, self.const(flags)])
@@ -155,13 +266,12 @@ class ProgramGen:
     def map_delete(self, bpf_name: str, key: ir.Value) -> ir.Value:
         return self.helper(H_MAP_DELETE, [self.map_ptr(bpf_name), key])
 
-    def probe_read(self, dst: ir.Value, size: int, src: ir.Value, user: bool = False) -> None:
-        hid = H_PROBE_READ_USER if user else H_PROBE_READ_KERNEL
-        self.helper(hid, [dst, ir.Constant(I32, size), self.as_ptr(src)])
+    def probe_read(self, dst: ir.Value, size: int, src: ir.Value, user: bool | None = False) -> None:
+        """Copy ``size`` bytes; ``user`` None: whichever space the address is in."""
+        self.helper(read_helper(user), [dst, ir.Constant(I32, size), self.as_ptr(src)])
 
-    def probe_read_str(self, dst: ir.Value, size: int, src: ir.Value, user: bool = False) -> ir.Value:
-        hid = H_PROBE_READ_USER_STR if user else H_PROBE_READ_KERNEL_STR
-        return self.helper(hid, [dst, ir.Constant(I32, size), self.as_ptr(src)])
+    def probe_read_str(self, dst: ir.Value, size: int, src: ir.Value, user: bool | None = False) -> ir.Value:
+        return self.helper(read_str_helper(user), [dst, ir.Constant(I32, size), self.as_ptr(src)])
 
     def as_ptr(self, v: ir.Value) -> ir.Value:
         if isinstance(v.type, ir.PointerType):

@@ -16,7 +16,7 @@ from ...frontend import ast
 from ...semantic import types as T
 from ..layout import Layout, storage_type, type_size
 from .context import ProbeContext
-from .irgen import I1, I8P, I64, CodegenError, ProgramGen, Val
+from .irgen import I1, I8P, I64, CodegenError, ProgramGen, Val, mem_size
 
 if TYPE_CHECKING:
     from ...builtins.registry import Registry
@@ -63,6 +63,21 @@ class Lowerer:
             self.stmt(s)
 
     def stmt(self, s: ast.Stmt) -> None:
+        self.g.begin_scope()
+        try:
+            self._stmt(s)
+        finally:
+            self.g.end_scope()
+
+    def predicate(self, e: ast.Expr) -> ir.Value:
+        """The probe's predicate as an i1 (its scratch is reused by the body)."""
+        self.g.begin_scope()
+        try:
+            return self.g.truth(self.value(e))
+        finally:
+            self.g.end_scope()
+
+    def _stmt(self, s: ast.Stmt) -> None:
         from . import mapops
         g = self.g
         if isinstance(s, ast.ExprStmt):
@@ -146,14 +161,12 @@ class Lowerer:
         if name in self.g.variables:
             return self.g.variables[name]
         st = storage_type(t)
+        # Zeroed once in the entry block (not here: this may be inside a
+        # branch or a loop body).
         if st.is_integer() or isinstance(st, T.PointerType):
-            slot = (self.g.alloca_i64(name[1:]), st)
-            self.g.b.store(self.g.const(0), slot[0])
+            slot = (self.g.alloca_i64(name[1:], persistent=True), st)
         else:
-            size = type_size(st)
-            ptr = self.g.alloca(size, name[1:])
-            self.g.memset(ptr, size)
-            slot = (ptr, st)
+            slot = (self.g.alloca(type_size(st), name[1:], persistent=True), st)
         self.g.variables[name] = slot
         return slot
 
@@ -162,7 +175,7 @@ class Lowerer:
         if v.reg is not None:
             self.g.b.store(v.reg, ptr)
         else:
-            size = min(type_size(st), type_size(v.ty))
+            size = min(type_size(st), mem_size(v))
             if size < type_size(st):
                 self.g.memset(ptr, type_size(st))
             self.g.memcpy(ptr, v.ptr, size)
@@ -305,7 +318,7 @@ class Lowerer:
             self.g.store_int(buf, off, v.reg, min(8, max(1, type_size(st))))
         else:
             assert v.ptr is not None
-            self.g.memcpy(self.g.gep(buf, off), v.ptr, min(type_size(st), type_size(v.ty)))
+            self.g.memcpy(self.g.gep(buf, off), v.ptr, min(type_size(st), mem_size(v)))
 
     def narrow(self, v: ir.Value, t: T.Type) -> ir.Value:
         """Truncate and re-extend a 64-bit value to the integer type ``t``."""
@@ -336,30 +349,21 @@ class Lowerer:
         if op == "<<":
             return g.b.shl(a, g.b.and_(b, g.const(63)))
         if op == ">>":
-            sh = g.b.and_(b, g.const(63))
-            return g.b.ashr(a, sh) if bool(getattr(lt, "signed", False)) else g.b.lshr(a, sh)
+            # 0.17 shifts logically whatever the type: (int32)-1 >> 4 is
+            # 0x0fffffffffffffff.
+            return g.b.lshr(a, g.b.and_(b, g.const(63)))
         raise CodegenError(f"operator '{op}' is not supported", span)
 
     def divide(self, op: str, a: ir.Value, b: ir.Value, signed: bool) -> ir.Value:
-        """Division as BPF defines it (x / 0 == 0, x % 0 == x) without relying
-        on LLVM's undefined behaviour, and signed division built from unsigned
-        (cpu v3 has no sdiv, and LLVM aborts on it)."""
+        """Division as bpftrace 0.17 compiles it: always unsigned (0.17 only
+        warns about signed operands, so -7 / 2 is (2**64 - 7) / 2), with
+        x / 0 == 0 and x % 0 == x instead of LLVM's undefined behaviour.
+        ``signed`` is ignored on purpose (cpu v3 has no sdiv anyway)."""
+        del signed
         g = self.g
         zero = g.b.icmp_unsigned("==", b, g.const(0))
         safe = g.b.select(zero, g.const(1), b)
-        if not signed:
-            r = g.b.udiv(a, safe) if op == "/" else g.b.urem(a, safe)
-        else:
-            neg_a = g.b.icmp_signed("<", a, g.const(0))
-            neg_b = g.b.icmp_signed("<", safe, g.const(0))
-            ua = g.b.select(neg_a, g.b.neg(a), a)
-            ub = g.b.select(neg_b, g.b.neg(safe), safe)
-            if op == "/":
-                q = g.b.udiv(ua, ub)
-                r = g.b.select(g.b.xor(neg_a, neg_b), g.b.neg(q), q)
-            else:
-                m = g.b.urem(ua, ub)
-                r = g.b.select(neg_a, g.b.neg(m), m)
+        r = g.b.udiv(a, safe) if op == "/" else g.b.urem(a, safe)
         fallback = g.const(0) if op == "/" else a
         return g.b.select(zero, fallback, r)
 
@@ -413,10 +417,19 @@ class Lowerer:
             return Val(t, reg=g.b.zext(g.b.icmp_unsigned("==", v, g.const(0)), I64))
         raise CodegenError(f"unary '{e.op}' is not supported by the code generator yet", e.span)
 
-    def _user_space(self, t: T.Type | None) -> bool:
+    def _user_space(self, t: T.Type | None) -> bool | None:
+        """Which helpers read memory at an address of type ``t``: True for
+        user memory, False for kernel memory, None when the address space
+        is not known (a cast, a bare integer in a kernel probe): then the
+        original probe_read helpers decide by the address at run time.
+        Bare addresses in syscall and uprobe contexts are user memory."""
         if isinstance(t, T.PointerType) and t.addrspace is T.AddrSpace.USER:
             return True
-        return self.pctx.kind in ("syscall",) or bool(self.options.get("user_pointers"))
+        if isinstance(t, T.PointerType) and t.addrspace is T.AddrSpace.KERNEL:
+            return False
+        if self.pctx.kind == "syscall" or self.pctx.user or bool(self.options.get("user_pointers")):
+            return True
+        return None
 
     def incdec(self, e: ast.IncDec) -> Val:
         from . import mapops
@@ -451,10 +464,10 @@ class Lowerer:
         with g.b.if_else(c) as (then, other):
             with then:
                 v = cond_v if e.then is None else self.expr(e.then)
-                g.memcpy(buf, v.ptr, min(size, type_size(v.ty)))
+                g.memcpy(buf, v.ptr, min(size, mem_size(v)))
             with other:
                 v = self.expr(e.orelse)
-                g.memcpy(buf, v.ptr, min(size, type_size(v.ty)))
+                g.memcpy(buf, v.ptr, min(size, mem_size(v)))
         return Val(t, ptr=buf)
 
     def _nonempty(self, v: Val) -> ir.Value:
@@ -487,7 +500,7 @@ class Lowerer:
             return Val(t, reg=self._bitfield(v, f))
         return Val(t, ptr=p)
 
-    def _read_mem(self, addr: ir.Value, t: T.Type, f: T.Field, user: bool) -> Val:
+    def _read_mem(self, addr: ir.Value, t: T.Type, f: T.Field, user: bool | None) -> Val:
         g = self.g
         if t.is_integer() or isinstance(t, T.PointerType):
             size = f.type.size if f.type.size in (1, 2, 4, 8) else 8

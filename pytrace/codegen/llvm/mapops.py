@@ -17,8 +17,8 @@ from llvmlite import ir
 
 from ...frontend import ast
 from ...semantic import types as T
-from ..layout import MapLayout, ValueKind, storage_type, type_size
-from .irgen import BPF_NOEXIST, I64, CodegenError, Val
+from ..layout import MIN_BIAS, MapLayout, ValueKind, storage_type
+from .irgen import BPF_NOEXIST, I64, CodegenError, Val, mem_size
 
 if TYPE_CHECKING:
     from .lower import Lowerer
@@ -47,7 +47,7 @@ def build_key(lw: "Lowerer", m: ast.Map, ml: MapLayout, keys: list[ast.Expr] | N
     if len(keys) == 1:
         # A tuple value used as the whole key.
         v = lw.expr(keys[0])
-        g.memcpy(buf, v.ptr, min(ml.user_key_size, type_size(v.ty)))
+        g.memcpy(buf, v.ptr, min(ml.user_key_size, mem_size(v)))
         return buf
     kt = ml.key_type
     assert isinstance(kt, T.TupleType)
@@ -110,27 +110,49 @@ def aggregate(lw: "Lowerer", m: ast.Map, ml: MapLayout, call: ast.Call) -> None:
         add_to(lw, ml, key, g.const(1))
         return
     key = build_key(lw, m, ml)
+    if kind in (T.AggKind.MIN, T.AggKind.MAX):
+        _minmax(lw, ml, key, v, kind is T.AggKind.MIN)
+        return
     slot = g.map_lookup(ml.bpf_name, key)
     with g.b.if_else(g.truth(slot)) as (then, other):
         with then:
-            if kind in (T.AggKind.MIN, T.AggKind.MAX):
-                cur = g.load_int(slot, 0)
-                is_set = g.load_int(slot, 8)
-                op = "<" if kind is T.AggKind.MIN else ">"
-                better = g.b.icmp_signed(op, v, cur) if agg.signed else g.b.icmp_unsigned(op, v, cur)
-                take = g.b.or_(better, g.b.icmp_unsigned("==", is_set, g.const(0)))
-                with g.b.if_then(take):
-                    g.store_int(slot, 0, v)
-                    g.store_int(slot, 8, g.const(1))
-            else:
-                g.store_int(slot, 0, g.b.add(g.load_int(slot, 0), v))
-                g.store_int(slot, 8, g.b.add(g.load_int(slot, 8), g.const(1)))
+            g.store_int(slot, 0, g.b.add(g.load_int(slot, 0), v))
+            g.store_int(slot, 8, g.b.add(g.load_int(slot, 8), g.const(1)))
         with other:
             init = g.alloca(16)
             g.store_int(init, 0, v)
             g.store_int(init, 8, g.const(1))
             ret = g.map_update(ml.bpf_name, key, init, 0)
             _count_full(lw, ml, ret)
+
+
+def _minmax(lw: "Lowerer", ml: MapLayout, key: ir.Value, v: ir.Value, is_min: bool) -> None:
+    """min()/max() exactly as bpftrace 0.17 computes them, quirks included:
+    the per-CPU slot (0 when the entry is missing) is replaced when the new
+    value is signed->= it, max() storing v and min() storing 0xffffffff - v.
+    Hence max() of only negative values and min() of values above 2**32-1
+    never create the entry (0.17 prints such a map empty).  The second word
+    marks the slot as written; the runtime reverses the min bias."""
+    g = lw.g
+    new = g.b.sub(g.const(MIN_BIAS), v) if is_min else v
+    slot = g.map_lookup(ml.bpf_name, key)
+    found = g.truth(slot)
+    cur = g.alloca_i64("minmax")
+    g.b.store(g.const(0), cur)
+    with g.b.if_then(found):
+        g.b.store(g.load_int(slot, 0), cur)
+    take = g.b.icmp_signed(">=", new, g.b.load(cur))
+    with g.b.if_then(take):
+        with g.b.if_else(found) as (then, other):
+            with then:
+                g.store_int(slot, 0, new)
+                g.store_int(slot, 8, g.const(1))
+            with other:
+                init = g.alloca(16)
+                g.store_int(init, 0, new)
+                g.store_int(init, 8, g.const(1))
+                ret = g.map_update(ml.bpf_name, key, init, 0)
+                _count_full(lw, ml, ret)
 
 
 def _hist_key(lw: "Lowerer", m: ast.Map, ml: MapLayout, bucket: ir.Value) -> ir.Value:
@@ -237,8 +259,11 @@ def incdec(lw: "Lowerer", e: ast.IncDec, delta: int) -> Val:
     ml = _layout(lw, m)
     key = build_key(lw, m, ml)
     add_to(lw, ml, key, g.const(delta))
-    # The map is read back after the atomic add (its value is rarely used).
-    return Val(e.ty or T.I64, reg=read(lw, m, key=key).reg)
+    # The map is read back after the atomic add (its value is rarely used);
+    # @x++ yields the value before the increment.
+    new = read(lw, m, key=key).reg
+    assert new is not None
+    return Val(e.ty or T.I64, reg=new if e.prefix else g.b.sub(new, g.const(delta)))
 
 
 def delete(lw: "Lowerer", m: ast.Map, keys: list[ast.Expr]) -> None:

@@ -111,7 +111,7 @@ def _ctx_for(a: ResolvedAttach) -> tuple[str, int, ProbeContext]:
         kind = "watchpoint" if "watchpoint" in p else "perf"
         return kind, PROG_PERF_EVENT, ProbeContext("perf", PROG_PERF_EVENT)
     if p in ("uprobe", "uretprobe", "usdt"):
-        return "uprobe", PROG_KPROBE, ProbeContext("regs", PROG_KPROBE)
+        return "uprobe", PROG_KPROBE, ProbeContext("regs", PROG_KPROBE, user=True)
     if p in ("kprobe", "kretprobe"):
         return "kprobe", PROG_KPROBE, ProbeContext("regs", PROG_KPROBE)
     if p == "rawtracepoint":
@@ -168,8 +168,14 @@ def generate(comp: Compilation, layout: Layout, specs: list[ProgramSpec], map_fd
     for name, (value, _t) in comp.enum_values.items():
         constants[name] = value
     assert comp.program is not None
+    exiting = _exit_flag(module, comp)
     for spec in specs:
         g = ProgramGen(module, spec.name, f"pytrace/{spec.name}", map_fds)
+        if exiting is not None and spec.kind not in ("begin", "end"):
+            # After exit() no probe body runs again, even before user space
+            # has detached the probes (which takes a while).
+            with g.b.if_then(g.truth(g.b.load(exiting))):
+                g.b.ret(g.const(0))
         probe_index: Any
         if spec.filter_map is not None:
             # Syscall group: the program's first act is the filter.
@@ -192,12 +198,29 @@ def generate(comp: Compilation, layout: Layout, specs: list[ProgramSpec], map_fd
         lw = Lowerer(g, spec.ctx, layout, comp.registry, probe_index, constants, comp.env, options, events)
         probe = spec.probe.probe
         if probe.predicate is not None:
-            cond = g.truth(lw.value(probe.predicate))
+            cond = lw.predicate(probe.predicate)
             with g.b.if_then(g.b.not_(cond)):
                 g.b.ret(g.const(0))
         lw.block(probe.body)
         g.finish()
     return Generated(layout, specs, module)
+
+
+EXIT_FLAG = "pt_exiting"
+
+
+def _exit_flag(module: ir.Module, comp: Compilation) -> ir.GlobalVariable | None:
+    """A global set by exit() (a .bss word: the loader turns it into an
+    array map) when the program calls exit() anywhere."""
+    from ...frontend import ast
+    assert comp.program is not None
+    if not any(isinstance(n, ast.Call) and n.name == "exit" for n in comp.program.walk()):
+        return None
+    flag = ir.GlobalVariable(module, ir.IntType(64), name=EXIT_FLAG)
+    flag.initializer = ir.Constant(ir.IntType(64), 0)
+    flag.section = ".bss"
+    flag.align = 8
+    return flag
 
 
 @lru_cache(maxsize=1)
