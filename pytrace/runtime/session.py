@@ -20,7 +20,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Callable, TextIO
 
 from ..bpf import attach as A
 from ..bpf import elf
@@ -159,7 +159,9 @@ class Session:
         self._tracing = False  # in the event loop (see _stop)
         self.event_errors = 0
         self._error_messages: set[str] = set()
-        self._held: list[str] | None = None  # output kept back until every probe is attached
+        # Output (text, or a system() call to run in order) kept back until
+        # every probe is attached.
+        self._held: list[str | Callable[[], None]] | None = None
         self.ringbuf: RingBuffer | None = None
         self.handler: EventHandler | None = None
         self.resolver: decode.Resolver | None = None
@@ -410,8 +412,11 @@ class Session:
             notify = os.environ.get(NOTIFY_ENV)
             if notify:
                 print(notify, file=self.options.notify_out or self.out, flush=True)
-        for text in held:
-            self._write(text)
+        for item in held:
+            if isinstance(item, str):
+                self._write(item)
+            else:
+                item()
         self._flush()
         if self.options.child and not self.stopping:
             self.options.child.release()
@@ -516,6 +521,10 @@ class Session:
 
     def _system(self, command: str) -> None:
         import subprocess
+        if self._held is not None:
+            # BEGIN's output is held until attaching is done: keep the order.
+            self._held.append(lambda: self._system(command))
+            return
         self.out.flush()
         subprocess.run(command, shell=True)
 
@@ -529,7 +538,8 @@ class Session:
 
     def print_all_maps(self) -> None:
         assert self.layout is not None
-        maps = [d for d in (self.map_data(name) for name in self.layout.maps) if d.entries]
+        # Empty maps too: 0.17 prints a blank line (two for avg/stats) for each.
+        maps = [self.map_data(name) for name in self.layout.maps]
         if self.options.json:
             from ..output import json as out_json
             self._write(out_json.format_maps_at_exit(maps))

@@ -18,7 +18,11 @@ def _pytrace_progs() -> list[str]:
         progs = json.loads(out.stdout or "[]")
     except json.JSONDecodeError:
         return []
-    return [p.get("name", "") for p in progs if p.get("name", "").startswith("pt")]
+    # A program still owned by a live process is in use (another pytrace, a
+    # test still running); one with no owner outlived the process that loaded
+    # it, which is a leak.
+    return [f'{p.get("name", "")}#{p.get("id")}' for p in progs
+            if p.get("name", "").startswith("pt") and not p.get("pids")]
 
 
 @pytest.fixture(scope="session", autouse=True)

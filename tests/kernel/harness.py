@@ -48,17 +48,22 @@ def run(tool: str, script: str, workload: Callable[[], None] | None = None, *, a
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
     assert proc.stdout is not None and proc.stderr is not None
     out = b""
+    early_err = b""
     deadline = time.monotonic() + timeout
     ready = False
+    # pytrace prints the marker's value on stdout; bpftrace 0.17 prints the
+    # variable's name on stderr: wait for either.
     while not ready and time.monotonic() < deadline:
-        r, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if r:
+        r, _, _ = select.select([proc.stdout, proc.stderr], [], [], 0.1)
+        if proc.stdout in r:
             chunk = os.read(proc.stdout.fileno(), 65536)
             if not chunk:
                 break
             out += chunk
-            ready = READY.encode() in out
-        elif proc.poll() is not None:
+        if proc.stderr in r:
+            early_err += os.read(proc.stderr.fileno(), 65536)
+        ready = READY.encode() in out or b"__BPFTRACE_NOTIFY_PROBES_ATTACHED" in early_err
+        if not r and proc.poll() is not None:
             break
     if ready and workload is not None:
         workload()
@@ -70,7 +75,8 @@ def run(tool: str, script: str, workload: Callable[[], None] | None = None, *, a
     except subprocess.TimeoutExpired:
         proc.kill()
         rest, err = proc.communicate()
-    return Result(proc.returncode, (out + rest).decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+    return Result(proc.returncode, (out + rest).decode("utf-8", "replace"),
+                  (early_err + err).decode("utf-8", "replace"))
 
 
 def normalise(text: str) -> str:

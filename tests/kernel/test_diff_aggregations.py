@@ -112,8 +112,6 @@ def test_begin(name: str) -> None:
     compare(script, wait_exit=True, expect=expect)
 
 
-@pytest.mark.xfail(reason="runtime/session.py print_all_maps() skips empty maps; 0.17 prints each as "
-                          "blank line(s) at exit (count() as '@c: 0')", strict=False)
 def test_empty_maps_at_exit() -> None:
     compare("BEGIN { @mx = max(-3); @mx = max(-10); @mn = min(5000000000); @ok = min(-9); @i[1] = 1;"
             " delete(@i[1]); @a = avg(1); clear(@a); @h = hist(1); clear(@h); if (0) { @never = 1; } exit(); }",

@@ -128,8 +128,6 @@ def test_system_from_probe() -> None:
             expect=["before\nsystem 0\nafter\nbefore\nsystem 1\nafter\n"])
 
 
-@pytest.mark.xfail(reason="runtime/session.py holds BEGIN's output until every probe is attached but runs "
-                          "system() at once, so its output comes first", strict=False)
 def test_system_in_begin_keeps_order() -> None:
     compare('BEGIN { printf("first\\n"); cat("/proc/sys/kernel/ostype"); system("echo second"); exit(); }',
             tool_args=["--unsafe"], wait_exit=True, expect=["first\nLinux\nsecond\n"])
