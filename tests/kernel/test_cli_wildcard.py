@@ -29,10 +29,7 @@ def _names_by_nr() -> dict[int, str]:
     return by_nr
 
 
-@pytest.mark.parametrize("side", ["enter", pytest.param("exit", marks=pytest.mark.xfail(
-    strict=True, reason="codegen bug: the sys_exit group's filter reads the syscall number from args[1], which "
-                        "on raw sys_exit is the return value (pytrace/codegen/llvm/module.py generate(); it must "
-                        "read regs->orig_ax)"))])
+@pytest.mark.parametrize("side", ["enter", "exit"])
 def test_probe_names_match_the_syscall_numbers(side: str) -> None:
     """Every syscall a child makes, counted by the wildcard under its
     ``probe`` name and by raw_syscalls under its number: the same counts."""

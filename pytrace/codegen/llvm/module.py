@@ -178,8 +178,19 @@ def generate(comp: Compilation, layout: Layout, specs: list[ProgramSpec], map_fd
                 g.b.ret(g.const(0))
         probe_index: Any
         if spec.filter_map is not None:
-            # Syscall group: the program's first act is the filter.
-            nr = g.load_int(g.ctx, 8)
+            # Syscall group: the program's first act is the filter.  The raw
+            # tracepoint also sees 32-bit (ia32 emulation) syscalls, whose
+            # numbers differ and which syscalls:* tracepoints ignore: only a
+            # 64-bit user code segment (__USER_CS = 0x33) passes.  On
+            # sys_exit args[1] is the return value, so the number comes from
+            # the saved regs->orig_ax.
+            regs = g.b.inttoptr(g.load_int(g.ctx, 0), g.ctx.type)
+            saved = g.alloca(24)
+            g.memset(saved, 24)
+            g.probe_read(saved, 24, g.gep(regs, 120))   # orig_ax, ip, cs
+            with g.b.if_then(g.b.icmp_unsigned("!=", g.load_int(saved, 16), g.const(0x33))):
+                g.b.ret(g.const(0))
+            nr = g.load_int(saved, 0) if spec.ctx.exit else g.load_int(g.ctx, 8)
             key = g.alloca(8)
             g.store_int(key, 0, nr, 4)
             in_range = g.b.icmp_unsigned("<", nr, g.const(SYSCALL_TABLE_SIZE))
