@@ -17,6 +17,7 @@ from ..codegen.layout import EventLayout, Layout
 from ..output import values as V
 from ..semantic import formats
 from .decode import Resolver
+from .fastprintf import compile_printf
 
 
 @dataclass
@@ -35,12 +36,16 @@ class EventSink:
     on_error: Callable[[str], None] | None = None
 
 
+_UNSET = object()
+
+
 @dataclass
 class EventHandler:
     layout: Layout
     resolver: Resolver
     sink: EventSink
     _parsed: dict[int, formats.ParseResult] = field(default_factory=dict)
+    _fast: dict[int, Callable[[memoryview], str | None] | None] = field(default_factory=dict)
     count: int = 0
     errors: int = 0
 
@@ -72,6 +77,15 @@ class EventHandler:
             return
         ev = self.layout.events[eid]
         k = ev.kind
+        if k == "printf":
+            fast = self._fast.get(eid, _UNSET)
+            if fast is _UNSET:
+                fast = self._fast[eid] = compile_printf(ev, self._segments(ev))
+            if fast is not None:
+                text = fast(rec)
+                if text is not None:
+                    self._out("printf", text)
+                    return
         if k in ("printf", "system", "cat"):
             values = [self._arg(a.type, rec, a.offset) for a in ev.args]
             text = formats.render(self._segments(ev).segments, values)
