@@ -312,6 +312,16 @@ class Lowerer:
             self.store_at(buf, off, et, self.expr(elem))
         return Val(t, ptr=buf)
 
+    def store_expr_at(self, buf: ir.Value, off: int, st: T.Type, e: ast.Expr) -> None:
+        """Evaluate ``e`` straight into ``buf + off`` where that saves a copy:
+        'comm' is written by bpf_get_current_comm into its destination (the
+        common '@[comm] = count()' key), everything else goes through store_at."""
+        if isinstance(e, ast.Ident) and e.name == "comm" and isinstance(st, T.StringType) and st.length >= 16:
+            from .irgen import H_GET_CURRENT_COMM, I32
+            self.g.helper(H_GET_CURRENT_COMM, [self.g.gep(buf, off), ir.Constant(I32, 16)])
+            return
+        self.store_at(buf, off, st, self.expr(e))
+
     def store_at(self, buf: ir.Value, off: int, st: T.Type, v: Val) -> None:
         """Store a value into memory laid out with storage type ``st``."""
         if v.reg is not None:

@@ -42,7 +42,7 @@ def build_key(lw: "Lowerer", m: ast.Map, ml: MapLayout, keys: list[ast.Expr] | N
     if ml.key_type is None or not keys:
         return buf
     if len(keys) == 1 and not isinstance(ml.key_type, T.TupleType):
-        lw.store_at(buf, 0, ml.key_type, lw.expr(keys[0]))
+        lw.store_expr_at(buf, 0, ml.key_type, keys[0])
         return buf
     if len(keys) == 1:
         # A tuple value used as the whole key.
@@ -52,7 +52,7 @@ def build_key(lw: "Lowerer", m: ast.Map, ml: MapLayout, keys: list[ast.Expr] | N
     kt = ml.key_type
     assert isinstance(kt, T.TupleType)
     for k, off, et in zip(keys, kt.offsets(), kt.elements):
-        lw.store_at(buf, off, et, lw.expr(k))
+        lw.store_expr_at(buf, off, et, k)
     return buf
 
 
