@@ -138,13 +138,7 @@ def decode_map(res: Resolver, ml: MapLayout, items: list[tuple[bytes, object]]) 
     if ml.key_type is not None:
         key_types = ml.key_type.elements if isinstance(ml.key_type, T.TupleType) else (ml.key_type,)
 
-    def key_of(kb: bytes) -> tuple:
-        if not keyed:
-            return ()
-        assert ml.key_type is not None
-        if isinstance(ml.key_type, T.TupleType):
-            return tuple(res.value(et, kb, eo) for et, eo in zip(ml.key_type.elements, ml.key_type.offsets()))
-        return (res.value(ml.key_type, kb, 0),)
+    key_of = _key_decoder(res, ml)
 
     if ml.kind is ValueKind.HIST:
         assert agg is not None
@@ -164,9 +158,11 @@ def decode_map(res: Resolver, ml: MapLayout, items: list[tuple[bytes, object]]) 
             entries.append((key_of(user), value))
             key_bytes.append(user)
     else:
+        value_of = _fast_value_decoder(ml, agg) or (lambda vb: _value_of(res, ml, agg, vb))
         for kb, vb in items:
-            entries.append((key_of(bytes(kb)), _value_of(res, ml, agg, vb)))
-            key_bytes.append(bytes(kb))
+            kb = bytes(kb)
+            entries.append((key_of(kb), value_of(vb)))
+            key_bytes.append(kb)
     if not keyed:
         key_bytes = [b"" for _ in entries]
         if not entries and agg is not None and agg.kind is T.AggKind.COUNT:
@@ -175,6 +171,44 @@ def decode_map(res: Resolver, ml: MapLayout, items: list[tuple[bytes, object]]) 
             entries, key_bytes = [((), V.Count(0))], [b""]
     return V.MapData(ml.name, keyed, entries, value_type=ml.value_type, key_types=key_types,
                      key_bytes=key_bytes)
+
+
+def _key_decoder(res: Resolver, ml: MapLayout):  # type: ignore[no-untyped-def]
+    """A function from key bytes to the key tuple, specialised once per map:
+    printing a 100,000-key map must not pay for the general decoder per key."""
+    kt = ml.key_type
+    if kt is None:
+        return lambda kb: ()
+    st = storage_type(kt)
+    if isinstance(st, T.IntType):
+        signed = st.signed
+        return lambda kb: (int.from_bytes(kb[:8], "little", signed=signed),)
+    if isinstance(st, T.StringType):
+        n = st.length
+
+        def string_key(kb: bytes) -> tuple:
+            raw = kb[:n]
+            nul = raw.find(b"\0")
+            return ((raw if nul < 0 else raw[:nul]).decode("utf-8", "surrogateescape"),)
+        return string_key
+    if isinstance(kt, T.TupleType):
+        parts = list(zip(kt.elements, kt.offsets()))
+        return lambda kb: tuple(res.value(et, kb, eo) for et, eo in parts)
+    return lambda kb: (res.value(kt, kb, 0),)
+
+
+def _fast_value_decoder(ml: MapLayout, agg: T.AggregationType | None):  # type: ignore[no-untyped-def]
+    """Plain integer, count and sum values decoded without the general path."""
+    if agg is not None and agg.kind in (T.AggKind.COUNT, T.AggKind.SUM):
+        signed = agg.signed or agg.kind is T.AggKind.SUM
+        cls = V.Count if agg.kind is T.AggKind.COUNT else V.Sum
+        return lambda vb: cls(int.from_bytes(vb[:8], "little", signed=signed))
+    if agg is None:
+        st = storage_type(ml.value_type)
+        if isinstance(st, T.IntType):
+            signed = st.signed
+            return lambda vb: int.from_bytes(vb[:8], "little", signed=signed)
+    return None
 
 
 def _value_of(res: Resolver, ml: MapLayout, agg: T.AggregationType | None, vb: object) -> object:
