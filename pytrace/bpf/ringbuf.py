@@ -88,7 +88,7 @@ class RingBuffer:
             return 0
         return self._prod[0] - self._cons[0]
 
-    def poll(self, timeout: float | None = None) -> int:
+    def poll(self, timeout: float | None = None, limit: int | None = None) -> int:
         """Wait up to ``timeout`` SECONDS (None: forever; 0: not at all) for
         records, then consume all available; returns how many were passed to
         the callback.  (``epoll.poll`` takes seconds; milliseconds there
@@ -97,10 +97,12 @@ class RingBuffer:
             raise ValueError("ring buffer is closed")
         if self._prod[0] == self._cons[0]:
             self._epoll.poll(-1 if timeout is None else timeout, 1)
-        return self.drain()
+        return self.drain(limit)
 
-    def drain(self) -> int:
-        """Consume every committed record without waiting; returns the count."""
+    def drain(self, limit: int | None = None) -> int:
+        """Consume every committed record without waiting (at most ``limit``
+        when given, so a caller facing a flood still gets control back to
+        notice Ctrl-C or exit()); returns the count."""
         cb = self.callback
         if cb is None:
             raise ValueError("RingBuffer.callback is not set")
@@ -112,12 +114,13 @@ class RingBuffer:
         hdr_sz, pad = BPF_RINGBUF_HDR_SZ, BPF_RINGBUF_HDR_SZ + 7  # locals: no global lookups per record
         cons = cons_view[0]
         count = 0
+        stop_at = -1 if limit is None else limit
         try:
-            while True:
+            while count != stop_at:
                 prod = prod_view[0]
                 if cons >= prod:
                     break
-                while cons < prod:
+                while cons < prod and count != stop_at:
                     off = cons & mask
                     h = hdr[off >> 2]
                     if h & busy:

@@ -76,10 +76,13 @@ class _Mapping:
 
 
 class UserSymbols:
-    """Per-process user-space symbolisation through ELF symbol tables."""
+    """Per-process user-space symbolisation through ELF symbol tables
+    (``elfsyms``: headers and symbol sections only, cached per file)."""
 
     def __init__(self) -> None:
-        self._elf: dict[str, _Table | None] = {}
+        from .elfsyms import ElfSymbols
+        self._symbols = ElfSymbols()
+        self._tables: dict[str, object] = {}
         self._maps: dict[int, list[_Mapping]] = {}
 
     def _mappings(self, pid: int) -> list[_Mapping]:
@@ -98,21 +101,28 @@ class UserSymbols:
             self._maps[pid] = out
         return self._maps[pid]
 
-    def elf_symbols(self, path: str) -> _Table | None:
-        if path not in self._elf:
-            self._elf[path] = _read_elf_symbols(path)
-        return self._elf[path]
+    def _table(self, path: str):  # type: ignore[no-untyped-def]
+        if path not in self._tables:
+            try:
+                self._tables[path] = self._symbols.load(path)
+            except Exception:  # not an ELF file, unreadable: no symbols
+                self._tables[path] = None
+        return self._tables[path]
 
     def resolve(self, addr: int, pid: int, offset: bool = False) -> str:
         for m in self._mappings(pid):
             if m.start <= addr < m.end and m.path.startswith("/"):
-                table = self.elf_symbols(m.path)
+                table = self._table(m.path)
                 if table is None:
                     break
-                # File offset of the address, then the symbol's virtual address.
+                # The file offset of the address, then its link-time address.
                 file_off = addr - m.start + m.offset
-                vaddr = table_vaddr(m.path, file_off)
-                hit = table.lookup(vaddr)
+                vaddr = file_off
+                for seg in table.headers.segments:  # type: ignore[attr-defined]
+                    if seg.type == 1 and seg.offset <= file_off < seg.offset + seg.filesz:
+                        vaddr = file_off - seg.offset + seg.vaddr
+                        break
+                hit = table.symbolize(vaddr)  # type: ignore[attr-defined]
                 if hit is None:
                     break
                 name, off = hit
@@ -120,65 +130,17 @@ class UserSymbols:
         return f"0x{addr:x}"
 
 
-def table_vaddr(path: str, file_off: int) -> int:
-    """Map a file offset to a virtual address using the ELF's PT_LOAD segments."""
-    from elftools.elf.elffile import ELFFile
-    try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            for seg in elf.iter_segments():
-                if seg["p_type"] == "PT_LOAD" and seg["p_offset"] <= file_off < seg["p_offset"] + seg["p_filesz"]:
-                    return file_off - seg["p_offset"] + seg["p_vaddr"]
-    except (OSError, Exception):
-        pass
-    return file_off
-
-
-def _read_elf_symbols(path: str) -> _Table | None:
-    try:
-        from elftools.elf.elffile import ELFFile
-        from elftools.elf.sections import SymbolTableSection
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            pairs: dict[int, tuple[str, int]] = {}
-            for sec in elf.iter_sections():
-                if not isinstance(sec, SymbolTableSection):
-                    continue
-                for sym in sec.iter_symbols():
-                    if sym["st_info"]["type"] in ("STT_FUNC", "STT_GNU_IFUNC") and sym["st_value"] and sym.name:
-                        pairs.setdefault(sym["st_value"], (sym.name, sym["st_size"]))
-    except (OSError, Exception):
-        return None
-    items = sorted(pairs.items())
-    return _Table([a for a, _ in items], [n for _, (n, _s) in items], [s for _, (_n, s) in items])
-
-
 def symbol_offset(path: str, symbol: str) -> tuple[int, int] | None:
     """(file offset, size) of a function symbol in an ELF file, for uprobes:
     the file offset is st_value - PT_LOAD.p_vaddr + p_offset."""
+    from .elfsyms import ElfSymbols
     try:
-        from elftools.elf.elffile import ELFFile
-        from elftools.elf.sections import SymbolTableSection
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            value = size = None
-            for sec in elf.iter_sections():
-                if not isinstance(sec, SymbolTableSection):
-                    continue
-                for sym in sec.get_symbol_by_name(symbol) or []:
-                    if sym["st_value"]:
-                        value, size = sym["st_value"], sym["st_size"]
-                        break
-                if value is not None:
-                    break
-            if value is None:
-                return None
-            for seg in elf.iter_segments():
-                if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= value < seg["p_vaddr"] + seg["p_memsz"]:
-                    return value - seg["p_vaddr"] + seg["p_offset"], size or 0
-            return value, size or 0
-    except (OSError, Exception):
+        sym = ElfSymbols().load(path).lookup(symbol)
+    except Exception:  # not an ELF file, unreadable
         return None
+    if sym is None or sym.file_offset is None:
+        return None
+    return sym.file_offset, sym.size
 
 
 def username(uid: int) -> str:

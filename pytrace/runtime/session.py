@@ -426,7 +426,9 @@ class Session:
         self._tracing = True
         try:
             while not self.stopping:
-                if self.ringbuf.poll(0.1) and batch_flush:
+                # A bounded batch: a flood of events must not keep the loop
+                # from seeing exit() or Ctrl-C.
+                if self.ringbuf.poll(0.1, limit=65536) and batch_flush:
                     self._flush()
                 if child is not None and child.exited():
                     break
