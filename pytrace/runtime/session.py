@@ -409,9 +409,9 @@ class Session:
         self._flush()
         if not self.interrupted:
             # As bpftrace 0.17: Attaching..., the marker, then BEGIN's output.
-            notify = os.environ.get(NOTIFY_ENV)
-            if notify:
-                print(notify, file=self.options.notify_out or self.out, flush=True)
+            # bpftrace's test protocol: the variable's name, on its own line.
+            if NOTIFY_ENV in os.environ:
+                print(NOTIFY_ENV, file=self.options.notify_out or self.out, flush=True)
         for item in held:
             if isinstance(item, str):
                 self._write(item)

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-READY = "__PYTRACE_TEST_READY__"
+READY = "__BPFTRACE_NOTIFY_PROBES_ATTACHED"  # the line both tools print
 
 
 @dataclass

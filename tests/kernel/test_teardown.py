@@ -30,7 +30,7 @@ import pytest
 
 pytestmark = pytest.mark.kernel
 
-READY = "__PYTRACE_TEARDOWN_READY__"
+READY = "__BPFTRACE_NOTIFY_PROBES_ATTACHED"  # the line both tools print
 NOTIFY = "__BPFTRACE_NOTIFY_PROBES_ATTACHED"
 REPO = Path(__file__).resolve().parents[2]
 
