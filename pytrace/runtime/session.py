@@ -220,7 +220,12 @@ class Session:
         layout.events.clear()
         layout.time_formats.clear()
         gen = M.generate(comp, layout, self.specs, fds, self._codegen_options())
-        obj = elf.ElfObject.from_bytes(M.emit_object(gen))
+        try:
+            obj = elf.ElfObject.from_bytes(M.emit_object_safely(gen))
+        except CodegenError as exc:
+            span = self.comp.probes[0].probe.span if self.comp.probes else None
+            diags.error(str(exc), span, hints=exc.hints)
+            return False
         self.data_maps = elf.create_data_maps(obj)
         data_fds = {name: m.fd for name, m in self.data_maps.items()}
         license = str(comp.config.get("license", "GPL"))

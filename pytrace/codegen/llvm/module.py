@@ -257,6 +257,44 @@ def emit_object(gen: Generated) -> bytes:
     return _target_machine().emit_object(optimize(gen))
 
 
+def emit_object_safely(gen: Generated) -> bytes:
+    """``emit_object`` in a forked child.  LLVM's BPF back end reports some
+    problems (a stack frame over 512 bytes after its own spills, dynamic
+    allocas, too many call arguments) by calling exit() from C, which Python
+    cannot catch; the compiler checks what it can beforehand, and this keeps
+    whatever slips through from killing pytrace: the child dies instead."""
+    import os
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: compile, send the object, never return to the caller
+        code = 0
+        try:
+            os.close(r)
+            data = emit_object(gen)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view):]
+        except BaseException:  # noqa: BLE001 - any failure is reported by the exit code
+            code = 2
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks = []
+    with os.fdopen(r, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise CodegenError("LLVM's BPF back end could not compile this program (usually a BPF stack frame "
+                           "over 512 bytes)", None,
+                           ["split large probes, use fewer or shorter strings (config = { max_strlen = 32 }); "
+                            "--emit ir shows the generated code"])
+    return b"".join(chunks)
+
+
 def emit_assembly(gen: Generated) -> str:
     return _target_machine().emit_assembly(optimize(gen))
 
