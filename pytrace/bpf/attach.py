@@ -24,12 +24,11 @@ import errno
 import os
 import re
 import threading
-import warnings
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
 
 from .syscalls import (
+    FdOwner,
     HW_BREAKPOINT_R,
     HW_BREAKPOINT_RW,
     HW_BREAKPOINT_W,
@@ -56,7 +55,7 @@ _FORMAT_BITS = re.compile(r"config:(\d+)(?:-(\d+))?")
 _MAX_CLOSE_THREADS = 64
 
 
-class Attachment:
+class Attachment(FdOwner):
     """An attached program: owns ``fd`` (a perf event or a BPF link); closing
     it detaches the program.  ``close()`` is idempotent and thread-safe."""
 
@@ -77,18 +76,6 @@ class Attachment:
     @property
     def closed(self) -> bool:
         return self.fd < 0
-
-    def __enter__(self) -> Attachment:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if getattr(self, "fd", -1) >= 0:
-            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
-            self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(fd={self.fd}, {self.kind} {self.target})"

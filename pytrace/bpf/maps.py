@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import warnings
-from types import TracebackType
 
 from .syscalls import (
+    FdOwner,
     ARRAY_MAP_TYPES,
     PAGE_SIZE,
     PERCPU_MAP_TYPES,
@@ -51,7 +50,7 @@ def _round8(n: int) -> int:
     return (n + 7) & ~7
 
 
-class BpfMap:
+class BpfMap(FdOwner):
     """One BPF map fd and its geometry.  Closing is idempotent; the object is
     a context manager.  Keys and values are ``bytes`` of exactly
     ``key_size``/``value_size`` bytes."""
@@ -108,18 +107,6 @@ class BpfMap:
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
             close_fd(fd)
-
-    def __enter__(self) -> BpfMap:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if getattr(self, "fd", -1) >= 0:
-            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
-            self.close()
 
     def __repr__(self) -> str:
         return (f"BpfMap(fd={self.fd}, type={_type_name(self.map_type)}, name={self.name!r}, "

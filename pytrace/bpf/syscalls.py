@@ -487,6 +487,29 @@ def close_fd(fd: int) -> None:
         pass
 
 
+class FdOwner:
+    """The lifecycle shared by every kernel object pytrace holds by file
+    descriptor (maps, attachments): ``close()`` subclasses define, context
+    manager use, and a ResourceWarning for one that was never closed."""
+
+    fd: int
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, et: object, ev: object, tb: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "fd", -1) >= 0:
+            import warnings
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
+            self.close()
+
+
 # --- names and CPUs ---------------------------------------------------------------
 
 
