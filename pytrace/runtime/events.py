@@ -54,11 +54,36 @@ class EventHandler:
             self._parsed[ev.id] = formats.parse_format(ev.format or "")
         return self._parsed[ev.id]
 
+    def __post_init__(self) -> None:
+        # Hot path for text-mode printf events with a compiled renderer:
+        # event id (its first byte, while ids fit one) -> renderer.  Their
+        # text is collected and written once per drained batch (flush()).
+        self._hot: dict[int, Callable[[memoryview], str | None]] = {}
+        self._pending: list[str] = []
+        self._small_ids = len(self.layout.events) < 256
+
+    def flush(self) -> None:
+        """Write the text collected by the hot path (keeps event order: any
+        other event flushes it first)."""
+        if self._pending:
+            text = "".join(self._pending)
+            self._pending.clear()
+            self.sink.write(text)
+
     def __call__(self, rec: memoryview) -> None:
         """Handle one record.  Never raises: an exception here would carry
         the record's memoryview (and the ring buffer's) in its traceback and
         keep the ring buffer from being unmapped; it is reported instead."""
         try:
+            hot = self._hot.get(rec[0]) if self._small_ids else None
+            if hot is not None:
+                text = hot(rec)
+                if text is not None:
+                    self.count += 1
+                    self._pending.append(text)
+                    return
+            if self._pending:
+                self.flush()
             self._handle(rec)
         except Exception as exc:  # noqa: BLE001 - reported, not propagated
             message = f"pytrace: internal error while handling an event: {type(exc).__name__}: {exc}"
@@ -82,6 +107,8 @@ class EventHandler:
             if fast is _UNSET:
                 fast = self._fast[eid] = compile_printf(ev, self._segments(ev))
             if fast is not None:
+                if self._small_ids and not self.sink.json:
+                    self._hot[eid] = fast
                 text = fast(rec)
                 if text is not None:
                     self._out("printf", text)

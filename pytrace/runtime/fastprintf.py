@@ -23,15 +23,6 @@ _BITS = {"": 32, "h": 16, "hh": 8, "l": 64, "ll": 64, "j": 64, "z": 64, "t": 64}
 _INT_CONVS = frozenset("diuxXo")
 
 
-def _int_fixer(length: str, signed: bool) -> Callable[[int], int]:
-    bits = _BITS[length]
-    mask = (1 << bits) - 1
-    top = 1 << (bits - 1)
-    if signed:
-        return lambda v: ((v & mask) ^ top) - top
-    return lambda v: v & mask
-
-
 def compile_printf(ev: EventLayout, parsed: formats.ParseResult) -> Callable[[memoryview], str | None] | None:
     """A function from a record to its printed text, or None when this
     format/argument combination needs the general renderer.  The function
@@ -43,7 +34,7 @@ def compile_printf(ev: EventLayout, parsed: formats.ParseResult) -> Callable[[me
     pieces: list[str] = []
     layout = ["<"]
     pos = 0
-    fixers: list[Callable[[bytes | int], object]] = []
+    exprs: list[str] = []       # Python expressions over the unpacked values v0, v1...
     sized_strings = False
     arg_iter = iter(ev.args)
     for seg in parsed.segments:
@@ -67,31 +58,47 @@ def compile_printf(ev: EventLayout, parsed: formats.ParseResult) -> Callable[[me
                 return None
             layout.append(f"{t.length}s")
             pos = arg.offset + t.length
-            fixers.append(_string)
+            exprs.append(f"_string(v{len(exprs)})")
             pieces.append(spec + "s")
             sized_strings = sized_strings or seg.width is not None or seg.precision is not None
         else:
             if not isinstance(t, T.IntType) or t.bits != 64:
                 return None
-            layout.append("q" if t.signed else "Q")
+            signed = seg.conv in "di"
+            bits = _BITS[seg.length]
+            # Unpack as the conversion reads it; narrower C types are masked
+            # (and sign-folded) in the generated expression.
+            layout.append("q" if signed else "Q")
             pos = arg.offset + 8
-            fixers.append(_int_fixer(seg.length, seg.conv in "di"))  # type: ignore[arg-type]
+            v = f"v{len(exprs)}"
+            if bits == 64:
+                exprs.append(v)
+            elif signed:
+                top = 1 << (bits - 1)
+                exprs.append(f"((({v} & {(1 << bits) - 1}) ^ {top}) - {top})")
+            else:
+                exprs.append(f"({v} & {(1 << bits) - 1})")
             pieces.append(spec + ("d" if seg.conv in "diu" else seg.conv))
     unpack = struct.Struct("".join(layout)).unpack_from
     fmt = "".join(pieces)
-    start = 0
-
-    def render(rec: memoryview) -> str | None:
-        return fmt % tuple([f(v) for f, v in zip(fixers, unpack(rec, start))])
-
-    def render_checked(rec: memoryview) -> str | None:
-        values = [f(v) for f, v in zip(fixers, unpack(rec, start))]
-        for v in values:
-            if isinstance(v, str) and not v.isascii():
-                return None
-        return fmt % tuple(values)
-
-    return render_checked if sized_strings else render
+    # One straight-line function per event id (as namedtuple builds its
+    # methods): no per-argument calls on the hot path.
+    names = ", ".join(f"v{i}" for i in range(len(exprs)))
+    values = ", ".join(exprs)
+    body = ["def render(rec):"]
+    if exprs:
+        body.append(f"    {names}, = unpack(rec, 0)")
+    if sized_strings:
+        body.append(f"    values = ({values},)")
+        body.append("    for v in values:")
+        body.append("        if v.__class__ is str and not v.isascii():")
+        body.append("            return None")
+        body.append("    return fmt % values")
+    else:
+        body.append(f"    return fmt % ({values}{',' if exprs else ''})")
+    namespace = {"unpack": unpack, "fmt": fmt, "_string": _string}
+    exec("\n".join(body), namespace)  # noqa: S102 - code built from validated parts above
+    return namespace["render"]  # type: ignore[return-value]
 
 
 def _string(b: bytes) -> str:

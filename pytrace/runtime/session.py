@@ -433,7 +433,9 @@ class Session:
             while not self.stopping:
                 # A bounded batch: a flood of events must not keep the loop
                 # from seeing exit() or Ctrl-C.
-                if self.ringbuf.poll(0.1, limit=65536) and batch_flush:
+                got = self.ringbuf.poll(0.1, limit=65536)
+                self.handler.flush()
+                if got and batch_flush:
                     self._flush()
                 if child is not None and child.exited():
                     break
@@ -441,11 +443,11 @@ class Session:
                     break
         finally:
             self._tracing = False
-        self.ringbuf.drain()
+        self._drain()
         A.close_all(self.attachments)
         self.attachments = []
         self._run_special("end")
-        self.ringbuf.drain()
+        self._drain()
         self._report_lost()
         if self.event_errors > len(self._error_messages):
             print(f"pytrace: {self.event_errors} events could not be printed (errors above)", file=self.err)
@@ -479,12 +481,19 @@ class Session:
             attachments, self.attachments = self.attachments, []
             A.close_all(attachments)
 
+    def _drain(self) -> None:
+        """Consume every pending event and write what the hot path collected."""
+        if self.ringbuf is not None:
+            self.ringbuf.drain()
+        if self.handler is not None:
+            self.handler.flush()
+
     def _run_special(self, kind: str) -> None:
         for spec in self.specs:
             if spec.kind == kind:
                 test_run(self.prog_fds[spec.name], ctx=bytes(64))
         if self.ringbuf is not None:
-            self.ringbuf.drain()
+            self._drain()
 
     def _write(self, text: str) -> None:
         if self._held is not None:
