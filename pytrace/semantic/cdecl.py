@@ -454,8 +454,9 @@ class _Parser(IntExprParser):
             return None
         return found
 
-    def struct_specifier(self) -> tuple[Type, Token | None]:
-        """The struct or union type and its tag token (None: anonymous, defined here)."""
+    def keyword_and_tag(self) -> tuple[Token, "_Attrs", Token | None, str]:
+        """'struct'/'union'/'enum', its attributes and its optional tag (the
+        same prefix for struct and enum specifiers)."""
         kw = self.toks[self.pos]
         self.pos += 1
         attrs = _Attrs()
@@ -464,7 +465,11 @@ class _Parser(IntExprParser):
         if tag_tok is not None:
             self.pos += 1
         self.attributes(attrs)
-        tag = tag_tok.text if tag_tok else ""
+        return kw, attrs, tag_tok, tag_tok.text if tag_tok else ""
+
+    def struct_specifier(self) -> tuple[Type, Token | None]:
+        """The struct or union type and its tag token (None: anonymous, defined here)."""
+        kw, attrs, tag_tok, tag = self.keyword_and_tag()
         key = f"{kw.text} {tag}"
         if self.peek().text != "{":
             if tag_tok is None:
@@ -561,15 +566,7 @@ class _Parser(IntExprParser):
 
     def enum_specifier(self) -> tuple[Type, Token | None, bool]:
         """The enum type, its tag token and whether a body was given."""
-        kw = self.toks[self.pos]
-        self.pos += 1
-        attrs = _Attrs()
-        self.attributes(attrs)
-        tag_tok = self.peek() if self.peek().kind == "id" and self.peek().text not in _ATTRIBUTE else None
-        if tag_tok is not None:
-            self.pos += 1
-        self.attributes(attrs)
-        tag = tag_tok.text if tag_tok else ""
+        kw, attrs, tag_tok, tag = self.keyword_and_tag()
         key = f"enum {tag}"
         if not self.accept("{"):
             if tag_tok is None:
