@@ -13,10 +13,10 @@ it can find.  Rendering follows the compiler convention users know::
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterable, Iterator
 
+from .records import dataclass, field
 from .source import Span
 
 

@@ -8,7 +8,8 @@ index so that building spans on the hot parse path costs nothing.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+
+from .records import dataclass, field
 
 
 @dataclass(eq=False)

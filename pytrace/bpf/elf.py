@@ -13,8 +13,8 @@ pyelftools, whose first use costs ~70 ms of imports; this costs ~100 µs.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
+from ..records import dataclass, field
 from .insn import INSN_SIZE
 from .maps import BpfMap
 from .syscalls import BPF_F_RDONLY_PROG, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, MapType

@@ -10,8 +10,8 @@ from LLVM; nothing here tries to be a compiler.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
+from ..records import dataclass, field
 from .syscalls import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE
 
 _INSN = struct.Struct("<BBhi")

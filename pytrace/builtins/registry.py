@@ -8,10 +8,10 @@ lowering to the same entries, so adding a builtin touches one module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Callable
 
+from ..records import dataclass, field
 from ..semantic.types import Type
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""The abstract syntax tree: plain dataclasses, one per construct.
+"""The abstract syntax tree: plain record classes (pytrace.records), one per construct.
 
 Every node carries a ``span`` (where it came from) and expressions carry a
 ``ty`` slot that the type checker fills.  Neither takes part in equality, so
@@ -8,9 +8,9 @@ relies on this).  ``children()`` gives a uniform way to walk the tree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from typing import Any, Iterator
 
+from ..records import dataclass, field, fields
 from ..source import Span
 from ..semantic.types import Type
 

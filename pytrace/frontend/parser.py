@@ -12,7 +12,6 @@ import functools
 import hashlib
 import os
 import re
-from dataclasses import dataclass
 from typing import Any, Iterable
 from importlib import resources
 from pathlib import Path
@@ -21,6 +20,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..diagnostics import Diagnostics, Note
+from ..records import dataclass
 from ..source import SourceFile, Span
 from . import ast
 from .build import AstBuilder

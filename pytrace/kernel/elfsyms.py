@@ -27,13 +27,13 @@ import os
 import re
 import struct
 import zlib
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
 from ..bpf.elf import (PT_LOAD, SHN_UNDEF, SHN_XINDEX, SHT_DYNSYM, SHT_NOBITS, SHT_NULL,
                        SHT_SYMTAB, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, ElfError, Section,
                        Segment)
+from ..records import dataclass, field
 from .demangle import Demangler, default_demangler, strip_parameters
 
 STT_GNU_IFUNC = 10

@@ -27,9 +27,9 @@ import os
 import platform
 import re
 import struct
-from dataclasses import dataclass, field
 
 from ..errors import EnvironmentProblem
+from ..records import dataclass, field
 
 PMU_DIR = "/sys/bus/event_source/devices"
 BTF_VMLINUX = "/sys/kernel/btf/vmlinux"

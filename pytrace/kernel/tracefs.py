@@ -15,9 +15,9 @@ import ctypes
 import errno
 import os
 import re
-from dataclasses import dataclass, field as dc_field
 
 from ..errors import EnvironmentProblem
+from ..records import dataclass, field as dc_field
 from ..semantic.types import (
     C_INT_TYPES,
     I8,

@@ -28,11 +28,11 @@ from __future__ import annotations
 import fnmatch
 import re
 import struct
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
 from ..bpf.elf import SHT_DYNSYM, SHT_SYMTAB
+from ..records import dataclass
 from .elfsyms import ElfHeaders, find_debug_file
 
 NT_STAPSDT = 3

@@ -9,12 +9,12 @@ Adding a probe type means adding one module and listing it in ``registry``.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..diagnostics import Diagnostics, suggest
 from ..frontend.ast import AttachPoint
 from ..kernel.info import KernelInfo
+from ..records import dataclass, field
 from ..semantic.types import StructType, Type
 from ..source import Span
 

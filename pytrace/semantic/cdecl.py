@@ -13,10 +13,10 @@ like C, a pointer does not need the layout of what it points to.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 from ..diagnostics import Diagnostics, Note
+from ..records import dataclass, field
 from ..source import Span
 from .cexpr import CInt, ExprError, IntExprParser, Token, c_int_type, tokenize
 from .types import (C_INT_TYPES, I32, I64, VOID, ArrayType, BoolType, EnumType, Field, IntType,

@@ -7,11 +7,11 @@ environment variables, as in bpftrace where the environment wins.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping
 
 from ..diagnostics import Diagnostics, suggest
 from ..frontend import ast
+from ..records import dataclass
 
 
 @dataclass(frozen=True)

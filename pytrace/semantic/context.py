@@ -8,10 +8,10 @@ command-line switches that change checking (``--unsafe``, ``-c``...).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..kernel.info import KernelInfo
+from ..records import dataclass, field
 from ..source import Span
 from . import types as T
 

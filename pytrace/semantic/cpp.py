@@ -18,10 +18,10 @@ import hashlib
 import os
 import pickle
 import re
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple
 
 from ..diagnostics import Diagnostics
+from ..records import dataclass, field
 from ..source import Span
 from .cexpr import (Token, tokenize, _fast_tokenize, ExprError, IntExprParser)
 

@@ -41,9 +41,9 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, replace
 from typing import Iterable, NamedTuple, Sequence
 
+from pytrace.records import dataclass, replace
 from pytrace.semantic.types import (
     AggregationType,
     BoolType,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from ..builtins.registry import Registry, default_registry
@@ -22,6 +21,7 @@ from ..frontend.parser import parse
 from ..kernel.info import KernelInfo
 from ..providers.base import ResolveEnv, ResolvedAttach, split_attach_point, substitute_params
 from ..providers.registry import ProviderRegistry
+from ..records import dataclass, field
 from ..source import SourceFile
 from . import config as config_mod
 from . import types as T

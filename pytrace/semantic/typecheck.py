@@ -13,7 +13,6 @@ reports.  Builtins are typed by their entries in ``builtins.registry``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Iterator
 
 from ..builtins.registry import Kind, Registry
@@ -21,6 +20,7 @@ from ..diagnostics import Diagnostics, Note, suggest
 from ..frontend import ast
 from ..providers.base import ResolvedAttach
 from ..providers.registry import PROVIDER_CLASSES
+from ..records import dataclass, field
 from ..source import Span
 from . import types as T
 from .context import CheckOptions, TypeEnv

@@ -7,8 +7,9 @@ arithmetic between integers widens to 64 bits, unsigned if either side is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
+
+from ..records import dataclass, field
 
 
 class Type:
