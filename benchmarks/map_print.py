@@ -1,6 +1,11 @@
 """Time to print a 100,000-key map at exit, pytrace vs bpftrace 0.17.
 
-    python benchmarks/map_print.py [--runs N] [--keys N]     # as root
+    python benchmarks/map_print.py [--runs N] [--keys N] [--pytrace-path DIR]     # as root
+
+pytrace runs from this checkout (``PYTHONPATH``), not from whatever copy
+was last pip-installed, which the console script would import otherwise;
+``--pytrace-path`` measures another tree (e.g. ``git archive HEAD`` unpacked,
+for a before/after comparison).
 
 The map is filled from real events (a BEGIN loop of 100,000 iterations is
 beyond bpftrace 0.17's verifier limits):
@@ -20,6 +25,7 @@ are counted (must be N) and its size reported.  N runs per tool (default
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,9 +35,12 @@ import _bench as B
 SCRIPT = "tracepoint:syscalls:sys_enter_getpid /pid == $1/ { @[nsecs] = count(); }"
 
 
-def one_run(tool: str, keys: int, tmp: str, summary: B.Summary) -> tuple[float, int, int, int] | None:
+def one_run(tool: str, keys: int, tmp: str, summary: B.Summary,
+            pytrace_path: str) -> tuple[float, int, int, int] | None:
     path = os.path.join(tmp, f"{tool}.out")
     env = {"BPFTRACE_MAP_KEYS_MAX": str(2 * keys), "BPFTRACE_MAX_MAP_KEYS": str(2 * keys)}
+    if tool == "pytrace":
+        env["PYTHONPATH"] = pytrace_path
     with B.Workload(cpu=0) as w:
         t = B.Tracer(tool, SCRIPT, params=[str(w.pid)], env=env, stdout_path=path).start()
         try:
@@ -60,8 +69,13 @@ def main(argv: list[str]) -> None:
     B.check_environment()
     runs = int(argv[argv.index("--runs") + 1]) if "--runs" in argv else 5
     keys = int(argv[argv.index("--keys") + 1]) if "--keys" in argv else 100_000
+    pytrace_path = os.path.abspath(argv[argv.index("--pytrace-path") + 1]) if "--pytrace-path" in argv \
+        else str(B.ROOT)
     summary = B.Summary()
-    B.warm_pytrace()
+    # One throw-away run so the bytecode cache of the measured tree exists.
+    subprocess.run(B.pytrace_argv() + ["-e", "BEGIN { exit(); }"],
+                   env=B.tool_env("pytrace", {"PYTHONPATH": pytrace_path}),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     res: dict[str, list[tuple[float, int, int, int]]] = {tool: [] for tool in B.TOOLS}
     failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="map-print-") as tmp:
@@ -70,13 +84,14 @@ def main(argv: list[str]) -> None:
                 if tool in failed or len(res[tool]) >= runs:
                     continue
                 try:
-                    x = one_run(tool, keys, tmp, summary)
+                    x = one_run(tool, keys, tmp, summary, pytrace_path)
                     if x is not None:
                         res[tool].append(x)
                 except B.ToolFailed as exc:
                     failed[tool] = str(exc)
                     summary.fail(f"{tool} -e '{SCRIPT}' PID (BPFTRACE_MAP_KEYS_MAX={2 * keys}): {exc}")
-    print(f"# printing a {keys:,}-key map at exit: SIGINT to exit, stdout to a file, {runs} runs, medians [min]")
+    print(f"# printing a {keys:,}-key map at exit: SIGINT to exit, stdout to a file, {runs} runs, medians [min];"
+          f" pytrace from {pytrace_path}")
     rows = []
     bt = B.median(x[0] for x in res["bpftrace"]) if res["bpftrace"] else None
     for tool in B.TOOLS:

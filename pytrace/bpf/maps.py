@@ -8,13 +8,16 @@ per-CPU maps) whatever the caller meant: an undersized buffer is silent
 memory corruption, so sizes are checked before every call.
 
 Whole-map reads use BPF_MAP_LOOKUP_BATCH (Linux 5.6) and fall back to the
-GET_NEXT_KEY + LOOKUP walk on maps or kernels without batch support.
+GET_NEXT_KEY + LOOKUP walk on maps or kernels without batch support; either
+way they come back as ``MapItems``, the keys and values packed as the kernel
+wrote them, for decoders that read whole columns at once.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+from typing import Iterator, Sequence, overload
 
 from .syscalls import (
     FdOwner,
@@ -48,6 +51,108 @@ _BATCH_BYTES = 4 << 20
 
 def _round8(n: int) -> int:
     return (n + 7) & ~7
+
+
+class MapItems(Sequence[tuple[bytes, bytes]]):
+    """A whole-map read: the (key, value) pairs, kept packed.
+
+    ``raw_keys`` holds the keys back to back (``key_size`` bytes each) and
+    ``raw_values`` the values (``value_size`` bytes each), in the order the
+    kernel returned them.  (Not ``keys``/``values``: ``dict(m.items())``
+    would take an object with a ``keys`` attribute for a mapping.)  It reads as a sequence of ``(key, value)`` bytes
+    pairs, built when asked; decoders of fixed-size keys and values read the
+    packed bytes instead (memoryview casts, one slice per column), which is
+    what keeps printing a 100,000-key map from costing two bytes objects and
+    a tuple per entry before decoding even starts.
+    """
+
+    __slots__ = ("raw_keys", "raw_values", "key_size", "value_size")
+
+    def __init__(self, keys: bytes, values: bytes, key_size: int, value_size: int) -> None:
+        if key_size <= 0 or value_size <= 0 or len(keys) % key_size \
+                or len(values) != len(keys) // key_size * value_size:
+            raise ValueError("MapItems: keys and values must hold whole, matching entries")
+        self.raw_keys = keys
+        self.raw_values = values
+        self.key_size = key_size
+        self.value_size = value_size
+
+    @classmethod
+    def pack(cls, pairs: Sequence[tuple[bytes, bytes]], key_size: int, value_size: int) -> MapItems:
+        return cls(b"".join(k for k, _ in pairs), b"".join(v for _, v in pairs), key_size, value_size)
+
+    def __len__(self) -> int:
+        return len(self.raw_keys) // self.key_size
+
+    def key_list(self) -> list[bytes]:
+        ks = self.key_size
+        return [self.raw_keys[i:i + ks] for i in range(0, len(self.raw_keys), ks)]
+
+    def value_list(self) -> list:
+        """The value of each entry, as a pair holds it."""
+        vs = self.value_size
+        return [self.raw_values[i:i + vs] for i in range(0, len(self.raw_values), vs)]
+
+    def _value(self, raw: bytes) -> object:
+        return raw
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        return zip(self.key_list(), self.value_list())
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[bytes, bytes]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[bytes, bytes]]: ...
+
+    def __getitem__(self, i: int | slice) -> tuple[bytes, bytes] | list[tuple[bytes, bytes]]:
+        if isinstance(i, slice):
+            return list(self)[i]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("MapItems index out of range")
+        ks, vs = self.key_size, self.value_size
+        value = self._value(self.raw_values[i * vs:(i + 1) * vs])
+        return self.raw_keys[i * ks:(i + 1) * ks], value  # type: ignore[return-value]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (MapItems, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # compares like a list
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+
+class PercpuItems(MapItems):
+    """A per-CPU map's whole-map read: each entry's value is ``cpus``
+    values of ``cpu_value_size`` bytes at ``value_size // cpus`` strides
+    (as the kernel copies them), and reads as the list of those values."""
+
+    __slots__ = ("cpus", "cpu_value_size")
+
+    def __init__(self, keys: bytes, values: bytes, key_size: int, value_size: int, cpus: int,
+                 cpu_value_size: int) -> None:
+        super().__init__(keys, values, key_size, value_size)
+        if cpus <= 0 or value_size % cpus or not 0 < cpu_value_size <= value_size // cpus:
+            raise ValueError("PercpuItems: each value must hold one stride per CPU")
+        self.cpus = cpus
+        self.cpu_value_size = cpu_value_size
+
+    @property
+    def stride(self) -> int:
+        return self.value_size // self.cpus
+
+    def _value(self, raw: bytes) -> list[bytes]:  # type: ignore[override]
+        s, n = self.stride, self.cpu_value_size
+        return [raw[c * s:c * s + n] for c in range(self.cpus)]
+
+    def value_list(self) -> list[list[bytes]]:
+        return [self._value(v) for v in super().value_list()]
 
 
 class BpfMap(FdOwner):
@@ -261,35 +366,36 @@ class BpfMap(FdOwner):
             ctypes.memmove(kbuf, nbuf, self.key_size)
             attr.key = ctypes.addressof(kbuf)
 
-    def items(self) -> list[tuple[bytes, bytes]]:
+    def items(self) -> MapItems:
         """Every (key, value): one LOOKUP_BATCH call per chunk, or the
         GET_NEXT_KEY walk where batches are not supported."""
         if self.is_percpu:
             raise TypeError(f"map {self.name!r} is per-CPU: use items_percpu()")
         return self._items_raw()
 
-    def items_percpu(self) -> list[tuple[bytes, list[bytes]]]:
+    def items_percpu(self) -> PercpuItems:
         """Every (key, [value per possible CPU])."""
         if not self.is_percpu:
             raise TypeError(f"map {self.name!r} is not per-CPU: use items()")
-        return [(k, self._split_percpu(v)) for k, v in self._items_raw()]
+        raw = self._items_raw()
+        return PercpuItems(raw.raw_keys, raw.raw_values, raw.key_size, raw.value_size, self.ncpus, self.value_size)
 
-    def _items_raw(self) -> list[tuple[bytes, bytes]]:
+    def _items_raw(self) -> MapItems:
         batched = self.items_batch()
         if batched is not None:
             return batched
         return self.items_walk()
 
-    def items_walk(self) -> list[tuple[bytes, bytes]]:
+    def items_walk(self) -> MapItems:
         """The GET_NEXT_KEY + LOOKUP walk (keys deleted meanwhile are skipped)."""
         out: list[tuple[bytes, bytes]] = []
         for k in self.keys():
             v = self._lookup_raw(k)
             if v is not None:
                 out.append((k, v))
-        return out
+        return MapItems.pack(out, self.key_size, self.value_buffer_size)
 
-    def items_batch(self) -> list[tuple[bytes, bytes]] | None:
+    def items_batch(self) -> MapItems | None:
         """The items via BPF_MAP_LOOKUP_BATCH, or None if this map (or this
         kernel) has no batch lookup."""
         ks, vs = self.key_size, self.value_buffer_size
@@ -298,7 +404,8 @@ class BpfMap(FdOwner):
         # key; size for both (kernel/bpf/hashtab.c, syscall.c).
         cursor = max(ks, 8)
         bufs = [ctypes.create_string_buffer(cursor), ctypes.create_string_buffer(cursor)]
-        out: list[tuple[bytes, bytes]] = []
+        kparts: list[bytes] = []
+        vparts: list[bytes] = []
         first = True
         while True:
             keys = ctypes.create_string_buffer(chunk * ks)
@@ -317,12 +424,12 @@ class BpfMap(FdOwner):
                 raise make_error(err, "BPF_MAP_LOOKUP_BATCH", f"cannot read map {self.name!r}")
             n = attr.count
             # The kernel reports ENOENT on the last chunk, with a valid count.
-            kraw = ctypes.string_at(keys, n * ks)
-            vraw = ctypes.string_at(values, n * vs)
-            out.extend(zip([kraw[i:i + ks] for i in range(0, n * ks, ks)],
-                           [vraw[i:i + vs] for i in range(0, n * vs, vs)]))
+            kparts.append(ctypes.string_at(keys, n * ks))
+            vparts.append(ctypes.string_at(values, n * vs))
             if ret < 0:
-                return out
+                if len(kparts) == 1:
+                    return MapItems(kparts[0], vparts[0], ks, vs)
+                return MapItems(b"".join(kparts), b"".join(vparts), ks, vs)
             first = False
             bufs.reverse()  # this call's out_batch is the next call's in_batch
 
@@ -369,4 +476,4 @@ def _type_name(map_type: int) -> str:
         return f"type-{map_type}"
 
 
-__all__ = ["BpfMap", "BpfError", "MapType"]
+__all__ = ["BpfMap", "BpfError", "MapItems", "MapType", "PercpuItems"]

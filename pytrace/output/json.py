@@ -39,8 +39,19 @@ from types import MappingProxyType
 from typing import Sequence
 
 from pytrace.output import order
-from pytrace.output.render import Renderer, hist_prepare, lhist_params, lhist_prepare
+from pytrace.output.render import (
+    STATS_VALUES,
+    STR_VALUES,
+    Renderer,
+    column_rows,
+    hist_prepare,
+    int_or_str_spec,
+    interleave,
+    lhist_params,
+    lhist_prepare,
+)
 from pytrace.output.values import (
+    STR,
     Buffer,
     Hist,
     Key,
@@ -52,6 +63,7 @@ from pytrace.output.values import (
     to_s32,
 )
 from pytrace.semantic.types import (
+    AggregationType,
     BufferType,
     StackType,
     StringType,
@@ -72,6 +84,8 @@ _ESCAPES = MappingProxyType(
 
 def json_escape(text: str) -> str:
     """0.17's JsonOutput::json_escape, byte for byte (see the module doc)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text  # printable ASCII other than " and \ is left alone: most keys
     out = []
     for b in encode_output(text):
         if b in _ESCAPES:
@@ -170,13 +184,45 @@ _JSON = JsonRenderer()  # stateless
 
 def format_map(m: MapData, *, top: int = 0, div: int = 1) -> str:
     """The JSON line for a map (print() or exit); "" for an empty map."""
-    if not m.entries:
+    if not m.entry_count():
         return ""
+    body = _columns_body(m, top, div)
+    if body is not None:
+        return f'{{"type": "{order.category(m)}", "data": {{"{json_escape(m.name)}": {body}}}}}\n'
     kind = order.category(m)
     body = _JSON.map_body(m, top, div)
     if m.keyed:
         body = "{" + body + "}"
     return f'{{"type": "{kind}", "data": {{"{json_escape(m.name)}": {body}}}}}\n'
+
+
+def _columns_body(m: MapData, top: int, div: int) -> str | None:
+    """The data of a map held as Columns, None where the general path must
+    print it: the entries of map_body() made by one ``%`` over the repeated entry
+    template.  A key's components are joined by "," and escaped as one
+    string; escaping works byte by byte, so escaping each string component
+    alone comes to the same."""
+    rows = column_rows(m, top, div)
+    if rows is None:
+        return None
+    n, columns, kinds, values = rows
+    if values == STATS_VALUES:
+        value = '{"count": %d, "average": %d, "total": %d}'
+    elif values == STR_VALUES:
+        t = None if isinstance(m.value_type, AggregationType) else m.value_type
+        if not _is_quoted(t, ""):
+            return None  # an unquoted symbol: the general path knows those
+        columns[-1] = [json_escape(s) for s in columns[-1]]  # type: ignore[union-attr]
+        value = '"%s"'
+    else:
+        value = "%d"
+    if not m.keyed:
+        return ", ".join([value] * n) % interleave(columns, n)
+    for j, kind in enumerate(kinds):
+        if kind == STR:
+            columns[j] = [json_escape(s) for s in columns[j]]  # type: ignore[union-attr]
+    entry = '"' + ",".join(int_or_str_spec(kinds)) + '": ' + value
+    return "{" + ", ".join([entry] * n) % interleave(columns, n) + "}"
 
 
 def format_maps_at_exit(maps: Sequence[MapData]) -> str:

@@ -20,6 +20,9 @@ print_map / print_map_hist / print_map_stats) does:
   sorted and keep the read order.
 * ``print(@m, top)`` keeps the last ``top`` entries of that order (all when
   there are no more than ``top``); stats maps ignore top (0.17 warns).
+
+column_order() is the same order for maps held as ``Columns``: a permutation
+of the entry indexes, sorted without making an object per entry.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 from typing import Callable, Sequence, TypeVar
 
 from pytrace.output.values import (
+    INT,
     Avg,
     Count,
     Hist,
@@ -213,8 +217,8 @@ def category(m: MapData) -> str:
         if t.kind in (AggKind.AVG, AggKind.STATS):
             return STATS
         return PLAIN
-    if m.entries:
-        v = m.entries[0][1]
+    v = m.first_value()
+    if v is not None:
         if isinstance(v, (Hist, LHist)):
             return HIST
         if isinstance(v, (Avg, Stats)):
@@ -229,9 +233,7 @@ def _value_sorted(m: MapData) -> bool:
         if isinstance(t, AggregationType):
             return t.kind in (AggKind.COUNT, AggKind.SUM, AggKind.MIN, AggKind.MAX)
         return _is_int_type(t)
-    if not m.entries:
-        return False
-    return isinstance(m.entries[0][1], (int, Count, Sum, Min, Max))
+    return isinstance(m.first_value(), (int, Count, Sum, Min, Max))
 
 
 def _is_int_type(t: Type) -> bool:
@@ -300,11 +302,72 @@ def _sort_by_metric(entries: list[Entry], metric) -> None:  # type: ignore[no-un
         cxx_sort(entries, lambda a, b: metric(a[1]) < metric(b[1]))
 
 
+def column_order(m: MapData, top: int = 0) -> list[int] | None:
+    """ordered_entries() for a map held as Columns: the indexes of its
+    entries in print order, cut as ``top`` says; None when the map is not
+    held as columns or the general path must order it (avg/stats without
+    their raw keys, or columns of another kind than the types say)."""
+    cols = m.columns
+    if cols is None:
+        return None
+    cat = category(m)
+    n = len(cols.values)
+    idx = list(range(n))
+    metric: list[int] | None = None
+    if cat == PLAIN and cols.counts is None:
+        if _value_sorted(m):
+            if cols.value_kind != INT:
+                return None
+            metric = cols.values
+        elif not _sort_indexes_by_key(idx, m):
+            return None
+    elif cat == STATS and cols.counts is not None and cols.raw_keys is not None:
+        # _by_key_bytes(): the memcmp order of the raw keys (all distinct).
+        raw, ks = cols.raw_keys, cols.key_size
+        idx.sort(key=[raw[i:i + ks] for i in range(0, n * ks, ks)].__getitem__)
+        metric = cols.averages()
+    else:
+        return None
+    # The sorts of _sort_by_metric(), on indexes: both only compare the metric.
+    if metric is not None and n > EXACT_SORT_LIMIT:
+        idx.sort(key=metric.__getitem__)
+    elif metric is not None:
+        values = metric
+        cxx_sort(idx, lambda a, b: values[a] < values[b])
+    top &= 0xFFFFFFFF  # 0.17's top is a uint32_t
+    if top and n > top and not (cat == STATS and not _is_avg_map(m)):
+        idx = idx[n - top:]
+    return idx
+
+
+def _sort_indexes_by_key(idx: list[int], m: MapData) -> bool:
+    """_sort_by_key() on indexes (the same stable sorts, last component
+    first); False if a column's kind is not the one its type sorts by."""
+    cols = m.columns
+    assert cols is not None
+    if not idx:
+        return True
+    kinds = _key_component_kinds(m, len(cols.keys))
+    for kind, col_kind, col in reversed(list(zip(kinds, cols.kinds, cols.keys))):
+        if kind is None:
+            continue
+        if kind != col_kind:
+            return False
+        if kind == INT:
+            sort_key = [k % _U64 for k in col]
+        else:
+            joined = "".join(col)
+            # Code point order is byte order for ASCII; else compare the bytes.
+            sort_key = col if joined.isascii() and "\0" not in joined else [_c_string(c) for c in col]
+        idx.sort(key=sort_key.__getitem__)
+    return True
+
+
 def _is_avg_map(m: MapData) -> bool:
     t = m.value_type
     if isinstance(t, AggregationType):
         return t.kind is AggKind.AVG
-    return bool(m.entries) and isinstance(m.entries[0][1], Avg)
+    return isinstance(m.first_value(), Avg)
 
 
 def _by_key_bytes(m: MapData) -> list[Entry]:
@@ -337,7 +400,7 @@ def _key_component_kinds(m: MapData, width: int) -> list[str | None]:
             t = m.key_types[i]
             kinds.append("int" if _is_int_type(t) else "str" if isinstance(t, StringType) else None)
             continue
-        sample = m.entries[0][0][i]
+        sample = m.columns.keys[i][0] if m.columns is not None else m.entries[0][0][i]
         kinds.append("int" if isinstance(sample, int) else "str" if isinstance(sample, str) else None)
     return kinds
 

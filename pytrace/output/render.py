@@ -7,7 +7,9 @@ separator between entries look; whether a string is quoted).  Renderer mirrors
 that split so that the two formats cannot drift apart; text.py and json.py
 subclass it.  Renderers hold no state.
 
-Also here: the bucket-table arithmetic of hist/lhist printing, which both
+Also here: column_rows(), the fast path's view of a map held as Columns (the
+sorted key and value columns that text.py and json.py format with one
+``%`` each), and the bucket-table arithmetic of hist/lhist printing, which both
 formats share, including 0.17's C quirks (bucket counts read through a 32-bit
 ``int``, the bar computed in single-precision float, lhist parameters held in
 ``int``).
@@ -16,10 +18,13 @@ formats share, including 0.17's C quirks (bucket counts read through a 32-bit
 from __future__ import annotations
 
 import struct
+from operator import itemgetter
 from typing import Sequence
 
 from pytrace.output import order
 from pytrace.output.values import (
+    INT,
+    STR,
     Avg,
     Buffer,
     Count,
@@ -70,7 +75,7 @@ def is_glued(m: MapData) -> bool:
     if t is not None:
         return isinstance(t, StackType) or (
             isinstance(t, SymbolType) and t.kind in _GLUED_SYMBOLS)
-    return bool(m.entries) and isinstance(m.entries[0][1], Stack)
+    return isinstance(m.first_value(), Stack)
 
 
 def element_types(t: Type | None, n: int) -> list[Type | None]:
@@ -94,6 +99,64 @@ def stack_text(s: Stack, indent: int) -> str:
         return "\n" + "".join(f"\t{f}\n" for f in s.frames)
     pad = " " * indent
     return "\n" + "".join(f"{pad}{f}\n" for f in s.frames)
+
+
+# --------------------------------------------------------------------------
+# Maps held as Columns
+# --------------------------------------------------------------------------
+
+
+# What column_rows() says the value columns are.
+INT_VALUES, STR_VALUES, STATS_VALUES = "int", "str", "stats"
+
+
+def column_rows(m: MapData, top: int, div: int) -> tuple[int, list[Sequence[object]], tuple[str, ...], str] | None:
+    """A map held as Columns, ready for the fast formatters: (entries,
+    columns, key kinds, value kind), each column in print order: the key
+    columns, then the value as value_str() prints it -- INT_VALUES, one
+    column of integers (divided by print()'s ``div``; avg's average);
+    STR_VALUES, one of strings (unquoted); STATS_VALUES, three: count,
+    average and total (div ignored, as in 0.17).  None when the general
+    path must print the map: no columns, an order that column_order() does
+    not give, glued entries, or no entries (a blank line, cheap)."""
+    idx = order.column_order(m, top)
+    if not idx or is_glued(m):
+        return None
+    cols = m.columns
+    assert cols is not None
+    kind = STATS_VALUES if cols.wrap is Stats else STR_VALUES if cols.value_kind == STR else INT_VALUES
+    if cols.counts is None:
+        values: list[list] = [cols.values]
+    else:
+        averages = cols.averages()
+        values = [cols.counts, averages, cols.values] if kind == STATS_VALUES else [averages]
+    n = len(idx)
+    if n == 1:
+        i = idx[0]
+        columns: list[Sequence[object]] = [[c[i]] for c in (*cols.keys, *values)]
+    else:
+        pick = itemgetter(*idx)  # one C call per column instead of a Python loop
+        columns = [pick(c) for c in (*cols.keys, *values)]
+    div = normalise_div(div)
+    if div != 1 and kind == INT_VALUES:
+        columns[-1] = [c_div(v, div) for v in columns[-1]]  # type: ignore[arg-type]
+    return n, columns, cols.kinds, kind
+
+
+def interleave(columns: Sequence[Sequence[object]], n: int) -> tuple[object, ...]:
+    """Row-major arguments for a ``%`` template repeated ``n`` times: the
+    first element of every column, then the second..."""
+    w = len(columns)
+    args: list[object] = [None] * (n * w)
+    for j, col in enumerate(columns):
+        args[j::w] = col
+    return tuple(args)
+
+
+def int_or_str_spec(kinds: Sequence[str]) -> list[str]:
+    """The ``%`` conversion of each key component: ``%d`` prints an int as
+    str(int(c)) does, ``%s`` a string as is."""
+    return ["%d" if k == INT else "%s" for k in kinds]
 
 
 # --------------------------------------------------------------------------

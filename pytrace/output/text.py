@@ -37,15 +37,22 @@ tests/kernel/test_output_oracle.py and tests/unit/test_output_text.py):
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Sequence
 
 from pytrace.output import order
 from pytrace.output.render import (
     BAR_WIDTH,
+    INT_VALUES,
+    STATS_VALUES,
+    STR_VALUES,
     Renderer,
     bar_width,
+    column_rows,
     hist_index_label,
     hist_prepare,
+    int_or_str_spec,
+    interleave,
     is_glued,
     lhist_index_label,
     lhist_params,
@@ -127,8 +134,33 @@ _TEXT = TextRenderer()  # stateless
 
 def format_map(m: MapData, *, top: int = 0, div: int = 1) -> str:
     """A map as 0.17 prints it at exit or for ``print(@m, top, div)``."""
+    fast = _format_columns(m, top, div)
+    if fast is not None:
+        return fast
     tail = "\n\n" if order.category(m) == order.STATS else "\n"
     return _TEXT.map_body(m, top, div) + tail
+
+
+# The text of a value column_rows() gives, as a % conversion.
+_VALUE_SPECS = MappingProxyType({INT_VALUES: "%d", STR_VALUES: "%s",
+                                 STATS_VALUES: "count %d, average %d, total %d"})
+
+
+def _format_columns(m: MapData, top: int, div: int) -> str | None:
+    """format_map() of a map held as Columns, None where the general path
+    must print it.  The lines are those of map_body(): ``@m[k1, k2]: v``
+    each ending in the "\n" that joins them (the last one's is the map's
+    tail, plus a blank line for avg/stats), made by one ``%`` over the
+    repeated line template."""
+    rows = column_rows(m, top, div)
+    if rows is None:
+        return None
+    n, columns, kinds, values = rows
+    name = m.name.replace("%", "%%")
+    value = _VALUE_SPECS[values]
+    line = f"{name}[{', '.join(int_or_str_spec(kinds))}]: {value}\n" if m.keyed else f"{name}: {value}\n"
+    tail = "\n" if order.category(m) == order.STATS else ""  # format_map()'s extra blank line
+    return (line * n) % interleave(columns, n) + tail
 
 
 def format_maps_at_exit(maps: Sequence[MapData]) -> str:

@@ -4,15 +4,22 @@ The layouts come from ``codegen.layout`` (the same objects the code
 generator used), so a map key or an event argument is read exactly as it was
 written.  Values that are resolved in user space (symbols, user names,
 addresses, stacks) are resolved here.
+
+Whole maps of the common shapes (integer and string keys; count, sum, min,
+max, avg, stats, integer and string values), read as packed ``MapItems``,
+are decoded column by column into ``output.values.Columns``: a memoryview
+cast turns all the integers of a column into a list at once, and no object
+is made per entry.  Every other shape goes through the general decoder, one
+entry at a time.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
 from typing import Callable
 
+from ..bpf.maps import MapItems, PercpuItems
 from ..codegen.layout import MIN_BIAS, Layout, MapLayout, ValueKind, storage_type, type_size
 from ..kernel.symbols import KernelSymbols, UserSymbols, username
 from ..output import values as V
@@ -20,16 +27,19 @@ from ..semantic import types as T
 from ..semantic.formats import render_time
 
 
-@dataclass
 class Resolver:
-    """User-space context needed to turn raw values into text."""
+    """User-space context needed to turn raw values into text.  (A plain
+    class: a dataclass would cost its compilation at every start.)"""
 
-    layout: Layout
-    ksyms: KernelSymbols = field(default_factory=KernelSymbols)
-    usyms: UserSymbols = field(default_factory=UserSymbols)
-    stack_lookup: Callable[[str, int], list[int] | None] | None = None
-    boot_wall_ns: int = 0        # wall-clock time at ktime 0, for strftime()
-    func_names: list[str] = field(default_factory=list)
+    def __init__(self, layout: Layout, ksyms: KernelSymbols | None = None, usyms: UserSymbols | None = None,
+                 stack_lookup: Callable[[str, int], list[int] | None] | None = None,
+                 boot_wall_ns: int = 0, func_names: list[str] | None = None) -> None:
+        self.layout = layout
+        self.ksyms = KernelSymbols() if ksyms is None else ksyms
+        self.usyms = UserSymbols() if usyms is None else usyms
+        self.stack_lookup = stack_lookup
+        self.boot_wall_ns = boot_wall_ns  # wall-clock time at ktime 0, for strftime()
+        self.func_names: list[str] = [] if func_names is None else func_names
 
     # ------------------------------------------------------------------
     def value(self, t: T.Type, data: bytes | memoryview, off: int = 0) -> object:
@@ -130,13 +140,15 @@ class Resolver:
 def decode_map(res: Resolver, ml: MapLayout, items: list[tuple[bytes, object]]) -> V.MapData:
     """``items`` are (key bytes, value bytes) or, for per-CPU maps,
     (key bytes, [value bytes per CPU])."""
+    if isinstance(items, MapItems):
+        columns = _decode_columns(ml, items)
+        if columns is not None:
+            return columns
     keyed = ml.key_type is not None
     entries: list[tuple[tuple, object]] = []
     key_bytes: list[bytes] = []
     agg = ml.value_type if isinstance(ml.value_type, T.AggregationType) else None
-    key_types: tuple[T.Type, ...] | None = None
-    if ml.key_type is not None:
-        key_types = ml.key_type.elements if isinstance(ml.key_type, T.TupleType) else (ml.key_type,)
+    key_types = _key_types(ml)
 
     key_of = _key_decoder(res, ml)
 
@@ -171,6 +183,110 @@ def decode_map(res: Resolver, ml: MapLayout, items: list[tuple[bytes, object]]) 
             entries, key_bytes = [((), V.Count(0))], [b""]
     return V.MapData(ml.name, keyed, entries, value_type=ml.value_type, key_types=key_types,
                      key_bytes=key_bytes)
+
+
+def _key_types(ml: MapLayout) -> tuple[T.Type, ...] | None:
+    if ml.key_type is None:
+        return None
+    return ml.key_type.elements if isinstance(ml.key_type, T.TupleType) else (ml.key_type,)
+
+
+def _decode_columns(ml: MapLayout, items: MapItems) -> V.MapData | None:
+    """A keyed count/sum/min/max/avg/stats/integer/string map with integer
+    and string key components, decoded a column at a time; None for any other
+    shape (and for scalar maps: one entry, as fast the general way)."""
+    if ml.key_type is None or items.key_size % 8 or items.value_size % 8:
+        return None
+    values = _value_columns(ml, items)
+    if values is None:
+        return None
+    keys = _key_columns(ml.key_type, items)
+    if keys is None:
+        return None
+    wrap, totals, counts, kind = values
+    cols = V.Columns(keys[0], keys[1], totals, wrap, items.raw_keys, items.key_size, counts, kind)
+    return V.MapData.from_columns(ml.name, True, cols, value_type=ml.value_type, key_types=_key_types(ml))
+
+
+def _key_columns(kt: T.Type, items: MapItems) -> tuple[list[list], list[str]] | None:
+    """(one list per key component, their kinds), or None for components
+    other than integers and strings."""
+    ks = items.key_size
+    # The components and offsets the general _key_decoder() uses.
+    parts = list(zip(kt.elements, kt.offsets())) if isinstance(kt, T.TupleType) else [(kt, 0)]
+    keys: list[list] = []
+    kinds: list[str] = []
+    kview = memoryview(items.raw_keys)
+    for et, off in parts:
+        et = storage_type(et)
+        if isinstance(et, T.IntType) and off % 8 == 0 and off + 8 <= ks:
+            # Every 8-byte word of the packed keys, then this component's column.
+            keys.append(kview.cast("q" if et.signed else "Q")[off // 8::ks // 8].tolist())
+            kinds.append(V.INT)
+        elif isinstance(et, T.StringType) and off + et.length <= ks:
+            keys.append(_string_column(items.raw_keys, off, et.length, ks))
+            kinds.append(V.STR)
+        else:
+            return None
+    return keys, kinds
+
+
+def _value_columns(ml: MapLayout, items: MapItems) \
+        -> tuple[type[V.IntAggregation] | type[V.MeanAggregation] | None, list, list[int] | None, str] | None:
+    """(value class, values or totals, counts, INT or STR) as _value_of()
+    would decode each entry; None for other value types."""
+    agg = ml.value_type if isinstance(ml.value_type, T.AggregationType) else None
+    vwords = items.value_size // 8
+    if not isinstance(items, PercpuItems):
+        if ml.percpu or ml.kind not in (ValueKind.ADD, ValueKind.PLAIN):
+            return None
+        if agg is not None:
+            if agg.kind not in (T.AggKind.COUNT, T.AggKind.SUM):
+                return None
+            # As _fast_value_decoder: a sum is always signed, a count when its type says so.
+            signed = agg.signed or agg.kind is T.AggKind.SUM
+            wrap: type[V.IntAggregation] | None = V.Count if agg.kind is T.AggKind.COUNT else V.Sum
+        else:
+            st = storage_type(ml.value_type)
+            if isinstance(st, T.StringType) and st.length <= items.value_size:
+                return None, _string_column(items.raw_values, 0, st.length, items.value_size), None, V.STR
+            if not isinstance(st, T.IntType):
+                return None
+            signed, wrap = st.signed, None
+        return wrap, memoryview(items.raw_values).cast("q" if signed else "Q")[::vwords].tolist(), None, V.INT
+    if agg is None or ml.kind not in (ValueKind.MINMAX, ValueKind.AVG) or items.stride % 8 \
+            or items.cpu_value_size < 16:
+        return None
+    # Per CPU: an i64 (value or total) and a u64 (set flag or count).
+    signed_words = memoryview(items.raw_values).cast("q")
+    unsigned_words = memoryview(items.raw_values).cast("Q")
+    cpu_words = items.stride // 8
+    n = len(items)
+    if ml.kind is ValueKind.MINMAX:
+        # 0.17 takes the largest set per-CPU slot (unwritten slots are 0).
+        best = [0] * n
+        for c in range(items.cpus):
+            v_c = signed_words[c * cpu_words::vwords].tolist()
+            set_c = unsigned_words[c * cpu_words + 1::vwords].tolist()
+            best = [v if s and v > b else b for b, v, s in zip(best, v_c, set_c)]
+        if agg.kind is T.AggKind.MAX:
+            return V.Max, best, None, V.INT
+        # A min slot holds MIN_BIAS - value; an all-zero min prints 0.
+        return V.Min, [MIN_BIAS - b if b else 0 for b in best], None, V.INT
+    totals = [0] * n
+    counts = [0] * n
+    for c in range(items.cpus):
+        totals = list(map(int.__add__, totals, signed_words[c * cpu_words::vwords].tolist()))
+        counts = list(map(int.__add__, counts, unsigned_words[c * cpu_words + 1::vwords].tolist()))
+    return (V.Avg if agg.kind is T.AggKind.AVG else V.Stats), totals, counts, V.INT
+
+
+def _string_column(raw: bytes, off: int, length: int, stride: int) -> list[str]:
+    """The NUL-terminated strings at ``off`` of every ``stride``-byte key
+    or value.
+    surrogateescape keeps non-UTF-8 bytes exact for printing."""
+    return [raw[i:i + length].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            for i in range(off, len(raw), stride)]
 
 
 def _key_decoder(res: Resolver, ml: MapLayout):  # type: ignore[no-untyped-def]

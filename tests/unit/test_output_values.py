@@ -14,7 +14,7 @@ import pytest
 
 from pytrace.output import order
 from pytrace.output.values import (
-    Avg, Count, Hist, LHist, MapData, Stats, Sum, c_div, hist_index, lhist_index, make_hist,
+    Avg, Count, Hist, LHist, MapData, Stack, Stats, Sum, c_div, hist_index, lhist_index, make_hist,
     make_lhist, to_s64,
 )
 from pytrace.semantic.types import AggKind, AggregationType, I64, PointerType, StringType, VoidType
@@ -76,6 +76,25 @@ def test_avg_and_stats_truncate_toward_zero() -> None:
     assert Stats(2, 15).average == 7
     assert c_div(-50, 3) == -16 and c_div(7, -2) == -3
     assert to_s64((1 << 64) - 1) == -1
+
+
+def test_values_are_immutable_records() -> None:
+    # What @dataclass(frozen=True) gave them: equality and hashing by class
+    # and fields, a dataclass repr, no assignment.
+    assert Count(1) == Count(1) and Count(1) != Sum(1) and Count(1) != 1
+    assert hash(Stats(2, 15)) == hash(Stats(2, 15)) and {Count(3): 1}[Count(3)] == 1
+    assert repr(Avg(2, -15)) == "Avg(count=2, total=-15)" and repr(Count(4)) == "Count(n=4)"
+    frames = Stack(["a", "b"])
+    assert frames.frames == ("a", "b") and frames == Stack(("a", "b")) and hash(frames) == hash(Stack(("a", "b")))
+    assert Stack().frames == () and not Stack().missing and Stack(missing=True) != Stack()
+    assert Hist().buckets == {} and LHist(0, 10, 1).buckets == {}
+    with pytest.raises(AttributeError):
+        Count(1).n = 2  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del frames.frames
+    m = MapData("@x", True, [((1,), Count(1))])
+    assert m == MapData("@x", True, [((1,), Count(1))]) and m != MapData("@y", True, [((1,), Count(1))])
+    assert m.entry_count() == 1 and bool(MapData("@e", True, [])) and m.first_value() == Count(1) and MapData("@e", True, []).first_value() is None
 
 
 def test_scalar_map_keys_must_be_empty() -> None:
