@@ -1,6 +1,11 @@
 """printf events per second sustained without loss, pytrace vs bpftrace 0.17.
 
-    python benchmarks/printf_rate.py [--ramps N] [--burst SECONDS]     # as root
+    python benchmarks/printf_rate.py [--ramps N] [--burst SECONDS] [--tools pytrace,bpftrace]
+                                     [--pytrace-path DIR]              # as root
+
+pytrace runs from this checkout (``PYTHONPATH``), not from whatever copy
+was last pip-installed, which the console script would import otherwise;
+``--pytrace-path`` measures another tree (e.g. ``git archive HEAD`` unpacked).
 
 Script (both tools), output redirected to a file:
 
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,11 +105,12 @@ def split_bursts(path: str, pid: int) -> list[int]:
     return groups
 
 
-def ramp(tool: str, burst_s: float, tmp: str, notes: list[str],
-         summary: B.Summary) -> tuple[list[dict[str, float]], int | None]:
+def ramp(tool: str, burst_s: float, tmp: str, notes: list[str], summary: B.Summary,
+         pytrace_path: str) -> tuple[list[dict[str, float]], int | None]:
     out_path = os.path.join(tmp, f"{tool}.out")
+    env = {"PYTHONPATH": pytrace_path} if tool == "pytrace" else None
     with B.Workload(cpu=0) as w:
-        t = B.Tracer(tool, SCRIPT, params=[str(w.pid)], stdout_path=out_path).start()
+        t = B.Tracer(tool, SCRIPT, params=[str(w.pid)], env=env, stdout_path=out_path).start()
         bursts: list[dict[str, float]] = []
         try:
             t.wait_attached(60)
@@ -156,8 +163,13 @@ def main(argv: list[str]) -> None:
     ramps = int(argv[argv.index("--ramps") + 1]) if "--ramps" in argv else 3
     burst_s = float(argv[argv.index("--burst") + 1]) if "--burst" in argv else 1.0
     tools = tuple(argv[argv.index("--tools") + 1].split(",")) if "--tools" in argv else B.TOOLS
+    pytrace_path = os.path.abspath(argv[argv.index("--pytrace-path") + 1]) if "--pytrace-path" in argv \
+        else str(B.ROOT)
     summary = B.Summary()
-    B.warm_pytrace()
+    # One throw-away run so the bytecode cache of the measured tree exists.
+    subprocess.run(B.pytrace_argv() + ["-e", "BEGIN { exit(); }"],
+                   env=B.tool_env("pytrace", {"PYTHONPATH": pytrace_path}),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     results: dict[str, list[list[dict[str, float]]]] = {tool: [] for tool in B.TOOLS}
     reported: dict[str, list[int | None]] = {tool: [] for tool in B.TOOLS}
     failed: dict[str, str] = {}
@@ -169,7 +181,7 @@ def main(argv: list[str]) -> None:
                     continue
                 B.wait_quiet(5)
                 try:
-                    bursts, lost = ramp(tool, burst_s, tmp, notes[tool], summary)
+                    bursts, lost = ramp(tool, burst_s, tmp, notes[tool], summary, pytrace_path)
                 except B.ToolFailed as exc:
                     failed[tool] = str(exc)
                     summary.fail(f"{tool} -e '{SCRIPT}' PID: {exc}")
@@ -177,7 +189,8 @@ def main(argv: list[str]) -> None:
                 results[tool].append(bursts)
                 reported[tool].append(lost)
 
-    print(f"# printf events/s, {burst_s:g} s bursts, {ramps} ramps per tool; per target rate: medians over ramps")
+    print(f"# printf events/s, {burst_s:g} s bursts, {ramps} ramps per tool; per target rate: medians over ramps;"
+          f" pytrace from {pytrace_path}")
     rows = []
     best: dict[str, float | None] = {}
     lossless: dict[str, float | None] = {}

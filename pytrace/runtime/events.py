@@ -3,6 +3,13 @@
 Each record starts with the event id the code generator assigned; the
 ``EventLayout`` of that id says where each argument sits.  Events are handled
 in the order the kernel produced them.
+
+This module owns that dispatch and its hot paths.  Text-mode printf events
+with a compiled renderer (``fastprintf``) are collected and written once
+per drained batch (``flush()``); runs of same-id printf records are handed
+over whole by the ring buffer (``EventHandler.run_renderer``) and rendered
+a chunk at a time.  Any other event first writes what was collected, so the
+output keeps the ring's order.
 """
 
 from __future__ import annotations
@@ -13,11 +20,12 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..bpf.syscalls import BPF_RINGBUF_HDR_SZ
 from ..codegen.layout import EventLayout, Layout
 from ..output import values as V
 from ..semantic import formats
 from .decode import Resolver
-from .fastprintf import compile_printf
+from .fastprintf import compile_printf, compile_printf_run
 
 
 @dataclass
@@ -61,6 +69,8 @@ class EventHandler:
         self._hot: dict[int, Callable[[memoryview], str | None]] = {}
         self._pending: list[str] = []
         self._small_ids = len(self.layout.events) < 256
+        # (event id, record length) -> the run function, or None (per record).
+        self._runs: dict[tuple[int, int], Callable[[memoryview], None] | None] = {}
 
     def flush(self) -> None:
         """Write the text collected by the hot path (keeps event order: any
@@ -94,6 +104,40 @@ class EventHandler:
                 self.sink.on_error(message)
             else:
                 print(message, file=sys.stderr)
+
+    def run_renderer(self, eid: int, length: int, stride: int) -> Callable[[memoryview], None] | None:
+        """For the ring buffer (see RingBuffer): a function printing a run of
+        records of event ``eid`` that are ``length`` bytes long, or None when
+        they take the per-record path."""
+        key = (eid, length)
+        run = self._runs.get(key, _UNSET)
+        if run is _UNSET:
+            run = self._runs[key] = self._compile_run(eid, length, stride)
+        return run  # type: ignore[return-value]
+
+    def _compile_run(self, eid: int, length: int, stride: int) -> Callable[[memoryview], None] | None:
+        if self.sink.json or eid >= len(self.layout.events):
+            return None
+        ev = self.layout.events[eid]
+        if ev.kind != "printf" or length != ev.total_size:
+            return None
+        render = compile_printf_run(ev, self._segments(ev), BPF_RINGBUF_HDR_SZ, stride)
+        if render is None:
+            return None
+        pending = self._pending
+
+        def run(view: memoryview) -> None:
+            try:
+                text = render(view)
+            except Exception:  # noqa: BLE001 - the per-record path reports it
+                # Nothing of the run was printed yet: print it record by
+                # record, each failure reported as __call__ does.
+                for at in range(BPF_RINGBUF_HDR_SZ, len(view), stride):
+                    self(view[at:at + length])
+                return
+            self.count += len(view) // stride
+            pending.append(text)
+        return run
 
     def _handle(self, rec: memoryview) -> None:
         self.count += 1

@@ -1,6 +1,6 @@
 """pytrace.bpf.ringbuf on the live kernel: every record a program emits is
-consumed exactly once, in order; discarded records are skipped; the ring
-wraps; poll's timeout is in seconds."""
+consumed exactly once, in order, alone or in a run; discarded records are
+skipped; the ring wraps; poll's timeout is in seconds."""
 
 from __future__ import annotations
 
@@ -42,6 +42,20 @@ def output_prog(ring_fd: int, per_run: int = 1, size: int = 8) -> bytes:
     return a.assemble()
 
 
+def tagged_prog(ring_fd: int, per_run: int) -> bytes:
+    """ringbuf_output ``per_run`` 16-byte records: args[0] (a tag, as
+    pytrace's event id), then args[1] + i."""
+    a = I.Asm().emit(I.ldx(8, I.R7, I.R1, 0), I.ldx(8, I.R9, I.R1, 8), I.mov64_imm(I.R8, 0))
+    a.label("loop").emit(
+        I.stx(8, I.R10, -16, I.R7), I.mov64_reg(I.R1, I.R9), I.alu64_reg(I.ADD, I.R1, I.R8),
+        I.stx(8, I.R10, -8, I.R1), I.ld_map_fd(I.R1, ring_fd), I.mov64_reg(I.R2, I.R10),
+        I.alu64_imm(I.ADD, I.R2, -16), I.mov64_imm(I.R3, 16), I.mov64_imm(I.R4, 0),
+        I.call(HELPER_RINGBUF_OUTPUT), I.alu64_imm(I.ADD, I.R8, 1))
+    a.jmp(I.JLT, I.R8, "loop", imm=per_run)
+    a.emit(I.mov64_imm(I.R0, 0), I.exit_insn())
+    return a.assemble()
+
+
 def reserve_prog(ring_fd: int) -> bytes:
     """reserve 16 bytes, write args[0] twice, submit if even else discard."""
     a = I.Asm().emit(I.ldx(8, I.R7, I.R1, 0), I.ld_map_fd(I.R1, ring_fd), I.mov64_imm(I.R2, 16),
@@ -78,6 +92,55 @@ def test_every_record_is_consumed_once_in_order() -> None:
         finally:
             os.close(fd)
         assert got == list(range(n + 3000))
+
+
+class RunCollector:
+    """A callback that takes runs of tag-1 records whole."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[int, int]] = []
+        self.runs: list[int] = []
+
+    def __call__(self, v: memoryview) -> None:
+        self.got.append((int.from_bytes(v[:8], "little"), int.from_bytes(v[8:16], "little")))
+
+    def run_renderer(self, tag: int, length: int, stride: int) -> object:
+        if tag != 1 or length != 16:
+            return None
+
+        def run(view: memoryview) -> None:
+            self.runs.append(len(view) // stride)
+            for at in range(8, len(view), stride):
+                self.got.append((int.from_bytes(view[at:at + 8], "little"),
+                                 int.from_bytes(view[at + 8:at + 16], "little")))
+        return run
+
+
+def test_runs_from_the_kernel_ring_arrive_whole_and_in_order() -> None:
+    """Runs of tag-1 records between tag-2 ones, over many wraps of a 16 KB ring."""
+    with BpfMap.create(MapType.RINGBUF, 0, 0, 1 << 14, TAG + "rr") as ring:
+        fds = [load_program(ProgType.RAW_TRACEPOINT, tagged_prog(ring.fd, n), name=TAG + "rr") for n in (1, 50)]
+        expected: list[tuple[int, int]] = []
+        collector = RunCollector()
+        try:
+            with RingBuffer(ring, collector) as rb:
+                serial = 0
+                for i in range(400):
+                    n = 50 if i % 3 else 1
+                    tag = 1 if i % 3 else 2
+                    test_run(fds[n == 50], tag.to_bytes(8, "little") + serial.to_bytes(8, "little"))
+                    expected += [(tag, serial + j) for j in range(n)]
+                    serial += n
+                    if i % 7 == 6:  # 16 KB holds ~680 records: drain before it fills
+                        rb.drain()
+                rb.drain()
+                assert rb.pending_bytes() == 0
+        finally:
+            for fd in fds:
+                os.close(fd)
+        assert collector.got == expected
+        assert collector.runs and sum(collector.runs) == sum(1 for tag, _ in expected if tag == 1)
+        assert max(collector.runs) >= 50
 
 
 def test_discarded_records_are_skipped() -> None:
