@@ -1,6 +1,6 @@
 """Added cost per event, pytrace vs bpftrace 0.17.
 
-    python benchmarks/per_event.py [--rounds N] [--calls N] [--cpu N]     # as root
+    python benchmarks/per_event.py [--rounds N] [--calls N] [--cpu N] [--pytrace-path DIR]   # as root
 
 For each script, each round: a workload process pinned to one CPU (by
 default the last one: see below) makes N
@@ -25,7 +25,9 @@ another CPU (``--cpu 0`` shows it).
 raw_syscalls:sys_enter fires for every syscall on the machine, so run_cnt
 also counts other processes' syscalls (Δrun_cnt is shown).  Figures are
 medians over the rounds.  Each round first waits (up to 3 s) for other
-sessions' BPF programs to go away; how many were left is printed.  Target: pytrace no more than bpftrace.
+sessions' BPF programs to go away; how many were left is printed.  pytrace
+runs from this checkout (``PYTHONPATH``), or from ``--pytrace-path DIR``.
+Target: pytrace no more than bpftrace.
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ def measure(tool: str, script: str, w: B.Workload, calls: int, summary: B.Summar
 
 def main(argv: list[str]) -> None:
     B.check_environment()
+    # pytrace from this checkout (or --pytrace-path DIR), not whatever copy was
+    # last pip-installed, which the console script would import otherwise.
+    pytrace_path = os.path.abspath(argv[argv.index("--pytrace-path") + 1]) if "--pytrace-path" in argv \
+        else str(B.ROOT)
+    os.environ["PYTHONPATH"] = pytrace_path
     rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 5
     calls = int(argv[argv.index("--calls") + 1]) if "--calls" in argv else 2_000_000
     cpu = int(argv[argv.index("--cpu") + 1]) if "--cpu" in argv else max(os.sched_getaffinity(0))
@@ -141,7 +148,8 @@ def main(argv: list[str]) -> None:
                 summary.add(f"added ns/syscall end to end, {name}", pt[1], bt[1], "ns", "<= bpftrace",
                             pt[1] <= bt[1])
     assert open(B.BpfStats.PATH).read().strip() == stats_before
-    print(f"# cost per event on raw_syscalls:sys_enter: {calls:,} getpid(2) on CPU {cpu}, {rounds} rounds, medians")
+    print(f"# cost per event on raw_syscalls:sys_enter: {calls:,} getpid(2) on CPU {cpu}, {rounds} rounds, medians;"
+          f" pytrace from {pytrace_path}")
     print(f"# BPF ns/event = Δrun_time_ns/Δrun_cnt (bpf_stats_enabled=1); added = workload time with the tool"
           f" minus without, per syscall (stats as found: {stats_before})")
     print(f"# other sessions' BPF programs loaded at the start of each round: {noisy} (their programs on"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import _bench as B
 
@@ -48,6 +49,22 @@ def one_run(tool: str, bytecode: bool, script: str) -> tuple[float, float, int]:
         raise
     t.check_ok()
     return wall, attach, t.maxrss_kb
+
+
+def interpreter_baseline(runs: int) -> dict[str, float]:
+    """Median wall time of the bare interpreter pytrace runs on (``-c pass``),
+    with and without ``site`` (which here imports certifi through a
+    sandbox .pth file): the floor under any Python tool's start-up."""
+    out = {}
+    for name, argv in (("python -c pass", [sys.executable, "-c", "pass"]),
+                       ("python -S -c pass", [sys.executable, "-S", "-c", "pass"])):
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            subprocess.run(argv, check=True)
+            times.append(time.perf_counter() - t)
+        out[name] = B.median(times) or 0.0
+    return out
 
 
 def main(argv: list[str]) -> None:
@@ -107,6 +124,9 @@ def main(argv: list[str]) -> None:
                   left=2))
     for key, text in failures.items():
         print(f"FAILED {key[1]} on '{key[0]}': {text}")
+    for name, wall in interpreter_baseline(runs).items():
+        print(f"interpreter alone, {name}: {wall * 1000:.0f} ms (median of {runs})")
+        summary.add(f"interpreter alone, {name}", wall * 1000, None, "ms", "(info)", None)
     summary.write(argv)
 
 

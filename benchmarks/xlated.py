@@ -1,6 +1,6 @@
 """Size of the loaded code: xlated instructions of ten one-liners, pytrace vs bpftrace 0.17.
 
-    python benchmarks/xlated.py [-v]        # as root
+    python benchmarks/xlated.py [-v] [--pytrace-path DIR]       # as root
 
 Each one-liner is started under each tool; once the attach marker is out,
 the programs the tool's process holds (found through /proc/PID/fdinfo) are
@@ -8,11 +8,14 @@ dumped with ``bpftool -j prog dump xlated id N`` and their instructions
 counted (as bpftool lists them: a 16-byte ld_imm64 counts once), summed
 over the tool's programs; JIT bytes come from ``bpftool -j prog show``.
 The counts are deterministic: one run per tool.  ``-v`` prints the
-programs' names.  Target: pytrace no more than bpftrace.
+programs' names.  pytrace runs from this checkout (``PYTHONPATH``), or from
+``--pytrace-path DIR`` (e.g. ``git archive HEAD`` unpacked).  Target:
+pytrace no more than bpftrace.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import _bench as B
@@ -59,6 +62,11 @@ def measure(tool: str, script: str, summary: B.Summary) -> tuple[int, int, int, 
 
 def main(argv: list[str]) -> None:
     B.check_environment()
+    # pytrace from this checkout (or --pytrace-path DIR), not whatever copy was
+    # last pip-installed, which the console script would import otherwise.
+    pytrace_path = os.path.abspath(argv[argv.index("--pytrace-path") + 1]) if "--pytrace-path" in argv \
+        else str(B.ROOT)
+    os.environ["PYTHONPATH"] = pytrace_path
     summary = B.Summary()
     B.warm_pytrace()
     rows = []
@@ -91,7 +99,7 @@ def main(argv: list[str]) -> None:
     print("# xlated instructions (bpftool prog dump xlated; ld_imm64 = 1), summed over each tool's programs")
     print(B.table(["one-liner", "pytrace", "bpftrace", "ratio", "pt slots", "bt slots", "pt JIT B", "bt JIT B"],
                   rows))
-    print(f"pytrace <= bpftrace on {wins} of {len(ONE_LINERS)} one-liners")
+    print(f"pytrace <= bpftrace on {wins} of {len(ONE_LINERS)} one-liners (pytrace from {pytrace_path})")
     for name, script in ONE_LINERS:
         print(f"  {name:<18} {script}")
     if "-v" in argv:

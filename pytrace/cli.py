@@ -10,13 +10,14 @@ the traceback).  A traced script exits with 0, or with N after ``exit(N)``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import re
 import shlex
 import shutil
 import signal
 import sys
-from typing import NoReturn, Sequence, TextIO
+from typing import Any, NoReturn, Sequence, TextIO
 
 from . import __version__
 from .diagnostics import Diagnostics
@@ -277,9 +278,23 @@ def _run(opts: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     tracing = not opts.dry_run and opts.emit is None
     if tracing:
         _check_run_options(opts)
-        if not opts.fake_kernel:
-            from .kernel.features import preflight
-            preflight()
+    compiler = None
+    if tracing and not opts.fake_kernel:
+        # LLVM loads in a child while this process reads and checks the script.
+        from .codegen.llvm.worker import CompilerProcess
+        compiler = CompilerProcess.start()
+    try:
+        return _compile_and_run(opts, source, params, diags, emit_file, tracing, compiler, stdout, stderr)
+    finally:
+        if compiler is not None:
+            compiler.close()
+
+
+def _compile_and_run(opts: argparse.Namespace, source: SourceFile, params: list[str], diags: Diagnostics,
+                     emit_file: str | None, tracing: bool, compiler: Any, stdout: TextIO, stderr: TextIO) -> int:
+    if tracing and not opts.fake_kernel:
+        from .kernel.features import preflight
+        preflight()
     from .semantic.pipeline import CompileOptions, run
     options = CompileOptions(kernel=_kernel(opts), unsafe=opts.unsafe, params=params, pid=opts.pid,
                              has_cpid=opts.command is not None)
@@ -318,7 +333,7 @@ def _run(opts: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if any(a.provider == "tracepoint" for p in comp.probes for a in p.attaches):
         from .kernel.features import preflight
         preflight(tracefs=True)
-    return _trace(comp, opts, params, stdout, stderr)
+    return _trace(comp, opts, params, compiler, stdout, stderr)
 
 
 def _check_run_options(opts: argparse.Namespace) -> None:
@@ -379,7 +394,8 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def _trace(comp, opts: argparse.Namespace, params: list[str], stdout: TextIO, stderr: TextIO) -> int:  # type: ignore[no-untyped-def]
+def _trace(comp, opts: argparse.Namespace, params: list[str], compiler: Any, stdout: TextIO,  # type: ignore[no-untyped-def]
+           stderr: TextIO) -> int:
     from .runtime.session import Child, RunOptions, Session
     # Until the session takes over SIGINT/SIGTERM, both unwind through the
     # finally blocks below (and Session.__exit__), so nothing stays loaded.
@@ -395,7 +411,8 @@ def _trace(comp, opts: argparse.Namespace, params: list[str], stdout: TextIO, st
         child = Child.spawn(opts.command) if opts.command else None
         options = RunOptions(quiet=opts.quiet, verbose=opts.verbose, json=opts.format == "json",
                              unsafe=opts.unsafe, pid=opts.pid, child=child, params=params,
-                             buffering=opts.buffering, notify_out=stdout)
+                             buffering=opts.buffering, notify_out=stdout,
+                             compiler=compiler)
         diags = Diagnostics()
         with Session(comp, options, out, stderr) as session:
             if not session.load(diags):
@@ -430,4 +447,13 @@ def entry() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
-    sys.exit(code)
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
+    # Everything is detached, closed and written by now.  Tearing down the
+    # interpreter (module dicts, gc of the parser tables, llvmlite's objects)
+    # would only add 30-100 ms before the shell gets its prompt back: run the
+    # atexit handlers (caches are saved there) and leave.
+    atexit._run_exitfuncs()
+    os._exit(code)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import re
-from dataclasses import dataclass
 
+from ..records import dataclass
 from .syscalls import (
     BpfCmd,
     BpfError,
@@ -41,9 +41,16 @@ _TEST_RUN_ON_CPU = 1  # BPF_F_TEST_RUN_ON_CPU
 
 # "12: (85) call bpf_map_lookup_elem#1": an instruction the verifier printed.
 _INSN_LINE = re.compile(r"^(\d+): \([0-9a-f]{2}\)", re.MULTILINE)
-# Statistics lines that follow the error and are not the error.
+# Errors that name the instruction they are about, which is not always the
+# last one printed: an infinite loop is detected when the walk comes back
+# to the loop's head (kernel/bpf/verifier.c, is_state_visited); the CFG
+# check runs before any instruction is printed (check_cfg, push_insn).
+_ERROR_INSN = re.compile(r"^(?:infinite loop detected at insn|back-edge from insn|"
+                         r"jump out of range from insn|unreachable insn) (\d+)")
+# Lines that follow the error and are not the error: statistics, and the
+# two states compared when an infinite loop is detected.
 _TRAILER = ("processed ", "verification time", "stack depth", "max_states_per_insn",
-            "peak_states", "mark_read", "Func#", "func#")
+            "peak_states", "mark_read", "Func#", "func#", "cur state:", "old state:")
 
 
 class VerifierError(BpfError):
@@ -75,8 +82,12 @@ def _rebuild_verifier_error(err: int, log: str, truncated: bool, message: str) -
 
 
 def parse_insn_index(log: str) -> int | None:
-    """The index of the last instruction the verifier printed (``N: (op)``),
-    which at a rejection is the one it rejected."""
+    """The index of the instruction the verifier rejected: the one its
+    error names, else the last one it printed (``N: (op)``), which it was
+    checking when it gave up."""
+    named = _ERROR_INSN.match(error_line(log))
+    if named:
+        return int(named.group(1))
     last = None
     for last in _INSN_LINE.finditer(log):
         pass

@@ -9,9 +9,9 @@ same objects, so the two sides cannot disagree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
 
+from ..records import dataclass, field
 from ..semantic import types as T
 
 # bpf_map_type values (include/uapi/linux/bpf.h).
@@ -24,6 +24,17 @@ STACK_MAP_ENTRIES = 16384
 MAX_STACK_DEPTH = 127          # /proc/sys/kernel/perf_event_max_stack default
 
 
+# Event and update losses are counted in u64 counters the runtime reports at
+# exit: slot LOST_SLOT counts ring-buffer records that could not be written,
+# slot mapfull_slot(layout, name) the updates of that map dropped because it
+# was full.  Each is a global named counter_symbol(slot) in the object's
+# COUNTERS_SECTION: the loader makes the section a one-element array map
+# (bpf/elf.create_data_maps) and a counter is the u64 at its symbol's offset
+# in that element (see read_counters).  Reaching one is an ld_imm64 and an
+# atomic add, where a per-CPU count map costs a helper call.
+COUNTERS_SECTION = ".bss.counters"
+LOST_SLOT = 0
+
 # bpftrace 0.17 stores min(v) as 0xffffffff - v, so that one signed ">="
 # against the missing-entry value 0 serves both min() and max().
 MIN_BIAS = 0xFFFFFFFF
@@ -34,7 +45,8 @@ class ValueKind(Enum):
     ADD = "add"                # count, sum, @x++, @x += n: u64 updated with an atomic add
     MINMAX = "minmax"          # min, max: {i64 value (min: MIN_BIAS - v); u64 set} per CPU
     AVG = "avg"                # avg, stats: {i64 total; u64 count} per CPU
-    HIST = "hist"              # hist, lhist: u64 count per (key, bucket), atomic add
+    HIST = "hist"              # hist, lhist: u64 count per (key, bucket), atomic add;
+    #                            key-less: the key is the u64 bucket alone (user_key_size 0)
 
 
 def align(n: int, a: int) -> int:
@@ -87,9 +99,18 @@ class MapLayout:
         return [0]
 
     @property
+    def can_fill(self) -> bool:
+        """Whether an insert can fail for want of room: not in a map whose
+        one key is fixed (a key-less count, sum, min, max, avg, stats or
+        value), as max_entries is at least 1."""
+        return self.key_type is not None or self.kind is ValueKind.HIST
+
+    @property
     def user_key_size(self) -> int:
+        """Bytes of the user's key in the map key: a key-less hist/lhist
+        key is the bucket alone, other key-less maps have one zero u64."""
         if self.key_type is None:
-            return 8
+            return 0 if self.kind is ValueKind.HIST else 8
         return align(type_size(self.key_type), 8)
 
 
@@ -150,6 +171,30 @@ class Layout:
         return self.probe_names.index(name)
 
 
+def counter_slots(layout: Layout) -> int:
+    """How many u64 counters COUNTERS_SECTION holds."""
+    return 1 + len(layout.maps)
+
+
+def mapfull_slot(layout: Layout, name: str) -> int:
+    return 1 + list(layout.maps).index(name)
+
+
+def counter_symbol(slot: int) -> str:
+    return f"pt_counter{slot}"
+
+
+def read_counters(layout: Layout, raw: bytes, offsets: dict[str, int]) -> tuple[int, dict[str, int]]:
+    """(events lost, {map name: dropped updates}) from ``raw``, the bytes
+    of the counters section (its array map's element 0), and ``offsets``,
+    the symbols' values (``{sym.name: sym.value}`` of the object's symbol
+    table; a counter without a symbol reads 0)."""
+    def word(slot: int) -> int:
+        off = offsets.get(counter_symbol(slot))
+        return 0 if off is None else int.from_bytes(raw[off:off + 8], "little")
+    return word(LOST_SLOT), {name: word(mapfull_slot(layout, name)) for name in layout.maps}
+
+
 def _bpf_name(name: str, used: set[str]) -> str:
     base = "m_" + ("anon" if name == "@" else name[1:])
     base = "".join(ch if ch.isalnum() or ch in "_." else "_" for ch in base)[:15]
@@ -165,6 +210,7 @@ def _bpf_name(name: str, used: set[str]) -> str:
 def map_layout(name: str, key: T.Type | None, value: T.Type, max_keys: int, used: set[str]) -> MapLayout:
     key_st = storage_type(key) if key is not None else None
     user_key = 8 if key_st is None else align(type_size(key_st), 8)
+    hist_key = 0 if key_st is None else user_key  # see MapLayout.user_key_size
     if isinstance(value, T.AggregationType):
         k = value.kind
         if k in (T.AggKind.COUNT, T.AggKind.SUM):
@@ -177,7 +223,7 @@ def map_layout(name: str, key: T.Type | None, value: T.Type, max_keys: int, used
             return MapLayout(name, _bpf_name(name, used), MAP_PERCPU_HASH, key_st, value, ValueKind.AVG,
                              user_key, 16, max_keys)
         # hist/lhist: one entry per (key, bucket); buckets are few per key.
-        return MapLayout(name, _bpf_name(name, used), MAP_HASH, key_st, value, ValueKind.HIST, user_key + 8, 8,
+        return MapLayout(name, _bpf_name(name, used), MAP_HASH, key_st, value, ValueKind.HIST, hist_key + 8, 8,
                          max_keys * 16, BPF_F_NO_PREALLOC)
     vst = storage_type(value)
     kind = ValueKind.ADD if vst in (T.I64, T.U64) else ValueKind.PLAIN

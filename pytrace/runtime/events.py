@@ -17,12 +17,12 @@ from __future__ import annotations
 import sys
 import time as _time
 import traceback
-from dataclasses import dataclass, field
 from typing import Callable
 
 from ..bpf.syscalls import BPF_RINGBUF_HDR_SZ
 from ..codegen.layout import EventLayout, Layout
 from ..output import values as V
+from ..records import dataclass, field
 from ..semantic import formats
 from .decode import Resolver
 from .fastprintf import compile_printf, compile_printf_run

@@ -28,10 +28,10 @@ treats differently) gets no plan and takes the general path.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Callable
 
 from ..codegen.layout import EventLayout
+from ..records import dataclass
 from ..semantic import formats
 from ..semantic import types as T
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
 from ..bpf import attach as A
@@ -28,15 +27,16 @@ from ..bpf.maps import BpfMap
 from ..bpf.program import VerifierError, load_program, test_run
 from ..bpf.ringbuf import RingBuffer
 from ..bpf.syscalls import PAGE_SIZE, online_cpus, possible_cpus
-from ..codegen.layout import MAP_ARRAY, MAP_PERCPU_ARRAY, MAP_RINGBUF, MAP_STACK_TRACE, RINGBUF_BYTES, \
-    STACK_MAP_ENTRIES, Layout, ValueKind
+from ..codegen.layout import COUNTERS_SECTION, MAP_ARRAY, MAP_RINGBUF, MAP_STACK_TRACE, RINGBUF_BYTES, \
+    STACK_MAP_ENTRIES, Layout, ValueKind, read_counters
 from ..codegen.llvm import module as M
-from ..codegen.llvm.calls import LOST_MAP, RINGBUF_MAP, start_ns
+from ..codegen.llvm.calls import RINGBUF_MAP, start_ns
 from ..codegen.llvm.irgen import CodegenError
-from ..codegen.llvm.mapops import MAPFULL_MAP
+from ..codegen.llvm.worker import CompilerProcess
 from ..diagnostics import Diagnostics
 from ..kernel import tracefs
 from ..output import text as out_text
+from ..records import dataclass, field
 from ..semantic.pipeline import Compilation
 from . import decode
 from .events import EventHandler, EventSink
@@ -59,6 +59,8 @@ class RunOptions:
     buffering: str | None = None
     # Where the __BPFTRACE_NOTIFY_PROBES_ATTACHED marker goes (stdout even with -o).
     notify_out: TextIO | None = None
+    # The forked LLVM child started by the command line (None: fork one when compiling).
+    compiler: CompilerProcess | None = None
 
 
 @dataclass
@@ -166,6 +168,7 @@ class Session:
         self.handler: EventHandler | None = None
         self.resolver: decode.Resolver | None = None
         self.data_maps: dict[str, BpfMap] = {}
+        self._counter_offsets: dict[str, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "Session":
@@ -221,12 +224,16 @@ class Session:
         layout.time_formats.clear()
         gen = M.generate(comp, layout, self.specs, fds, self._codegen_options())
         try:
-            obj = elf.ElfObject.from_bytes(M.emit_object_safely(gen))
+            obj = elf.ElfObject.from_bytes(M.emit_object_safely(gen, self.options.compiler))
         except CodegenError as exc:
             span = self.comp.probes[0].probe.span if self.comp.probes else None
             diags.error(str(exc), span, hints=exc.hints)
             return False
         self.data_maps = elf.create_data_maps(obj)
+        # Where each loss counter sits in the counters section (layout.read_counters).
+        counters = next((sec for sec in obj.sections if sec.name == COUNTERS_SECTION), None)
+        self._counter_offsets = {sym.name: sym.value for sym in obj.symbols
+                                 if counters is not None and sym.shndx == counters.index}
         data_fds = {name: m.fd for name, m in self.data_maps.items()}
         license = str(comp.config.get("license", "GPL"))
         for spec in self.specs:
@@ -235,12 +242,12 @@ class Session:
                 fd = load_program(spec.prog_type, insns, license=license, name=spec.name[:15],
                                   log_level=1)
             except VerifierError as exc:
-                probe = spec.probe.probe
-                last = exc.reason or str(exc)
-                diags.error(f"the kernel's verifier rejected the program of this probe: {last}", probe.span,
-                            hints=["run with -v to see the verifier's log"])
-                if self.options.verbose:
-                    print(exc.log, file=self.err)
+                # Point at the statement the rejected instruction came from
+                # (compiled again with a line table: see runtime/rejection.py).
+                from . import rejection
+                node = rejection.locate(comp, layout, self.specs, spec, fds, data_fds, self._codegen_options(),
+                                        insns, exc.insn_index)
+                rejection.report(diags, exc, spec, node, verbose=self.options.verbose, err=self.err)
                 return False
             self.prog_fds[spec.name] = fd
             if self.options.verbose:
@@ -298,8 +305,6 @@ class Session:
             self.maps[ml.bpf_name] = BpfMap.create(ml.map_type, ml.key_size, ml.value_size, ml.max_entries,
                                                    ml.bpf_name, ml.flags)
         self.maps[RINGBUF_MAP] = BpfMap.create(MAP_RINGBUF, 0, 0, self.ring_bytes(), RINGBUF_MAP)
-        self.maps[LOST_MAP] = BpfMap.create(MAP_PERCPU_ARRAY, 4, 8, 1, LOST_MAP)
-        self.maps[MAPFULL_MAP] = BpfMap.create(MAP_PERCPU_ARRAY, 4, 8, max(1, len(layout.maps)), MAPFULL_MAP)
         for name, depth in layout.stack_maps.items():
             self.maps[name] = BpfMap.create(MAP_STACK_TRACE, 4, 8 * 127, STACK_MAP_ENTRIES, name)
             del depth
@@ -591,27 +596,22 @@ class Session:
             self._write(out_text.format_value(value))
 
     def _report_lost(self) -> None:
-        lost = self.maps.get(LOST_MAP)
-        if lost is None:
+        counters = self.data_maps.get(COUNTERS_SECTION)
+        if counters is None or self.layout is None:
             return
-        per_cpu = lost.lookup_percpu(bytes(4)) or []
-        total = sum(int.from_bytes(v[:8], "little") for v in per_cpu)
+        total, full = read_counters(self.layout, counters.lookup(bytes(4)) or b"", self._counter_offsets)
         if total:
             if self.options.json:
                 from ..output import json as out_json
                 self._write(out_json.format_lost(total))
             else:
                 print(out_text.format_lost(total), file=self.err, end="")
-        full = self.maps.get(MAPFULL_MAP)
-        if full is not None and self.layout is not None:
-            for i, name in enumerate(self.layout.maps):
-                vals = full.lookup_percpu(i.to_bytes(4, "little")) or []
-                n = sum(int.from_bytes(v[:8], "little") for v in vals)
-                if n:
-                    ml = self.layout.maps[name]
-                    print(f"WARNING: map {name} was full: {n} update(s) dropped (max_entries {ml.max_entries}); "
-                          f"raise it with BPFTRACE_MAX_MAP_KEYS or config = {{ max_map_keys = N }}",
-                          file=self.err)
+        for name, n in full.items():
+            if n:
+                ml = self.layout.maps[name]
+                print(f"WARNING: map {name} was full: {n} update(s) dropped (max_entries {ml.max_entries}); "
+                      f"raise it with BPFTRACE_MAX_MAP_KEYS or config = {{ max_map_keys = N }}",
+                      file=self.err)
 
 
 def process_gone(pid: int) -> bool:

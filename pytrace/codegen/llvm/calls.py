@@ -2,8 +2,8 @@
 
 Synchronous builtins become helper calls; asynchronous ones (printf, exit,
 print, time, clear...) become ring-buffer records that the runtime turns into
-output.  A record that cannot be reserved is counted in a per-CPU counter
-and reported as lost, never dropped silently.  Values resolved in user space
+output.  A record that cannot be reserved is counted (ProgramGen.count) and
+reported as lost, never dropped silently.  Values resolved in user space
 (ksym, usym, username, ntop, strftime, probe) travel as their raw inputs.
 """
 
@@ -16,7 +16,7 @@ from llvmlite import ir
 
 from ...frontend import ast
 from ...semantic import types as T
-from ..layout import EventLayout, type_size
+from ..layout import LOST_SLOT, EventLayout, type_size
 from .irgen import (BPF_F_USER_STACK, H_GET_CURRENT_CGROUP_ID, H_GET_CURRENT_COMM, H_GET_CURRENT_PID_TGID,
                     H_GET_CURRENT_TASK, H_GET_CURRENT_UID_GID, H_GET_NUMA_NODE_ID,
                     H_GET_PRANDOM_U32, H_GET_SMP_PROCESSOR_ID, H_GET_STACKID, H_JIFFIES64, H_KTIME_GET_NS,
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from .lower import Lowerer
 
 RINGBUF_MAP = "pt_events"
-LOST_MAP = "pt_lost"
 
 
 def _u32(g, v: ir.Value) -> ir.Value:  # type: ignore[no-untyped-def]
@@ -63,7 +62,7 @@ def builtin_variable(lw: "Lowerer", e: ast.Expr) -> Val:
         return Val(t, reg=lw.pctx.usermode(g))
     if name == "comm":
         buf = g.alloca(16)
-        g.memset(buf, 16)
+        # bpf_get_current_comm writes all 16 bytes (NUL-padded): no zeroing.
         g.helper(H_GET_CURRENT_COMM, [buf, ir.Constant(I32, 16)])
         return Val(T.StringType(16), ptr=buf)
     if name.startswith("arg") and name[3:].isdigit():
@@ -119,11 +118,7 @@ def emit_event(lw: "Lowerer", ev: EventLayout, values: list[Val | ast.Expr]) -> 
                     lw.store_at(rec, arg.offset, arg.type, v)
             g.helper(H_RINGBUF_SUBMIT, [rec, g.const(0)], ret=ir.VoidType())
         with other:
-            zero = g.alloca(8)
-            g.memset(zero, 8)
-            slot = g.map_lookup(LOST_MAP, zero)
-            with g.b.if_then(g.truth(slot)):
-                g.atomic_add(slot, g.const(1))
+            g.count(LOST_SLOT)
 
 
 def _event_for(lw: "Lowerer", call: ast.Call, kind: str, **kw: object) -> EventLayout:
@@ -305,18 +300,34 @@ def default_resolve(kind: str, name: str) -> int | None:
 
 
 def _str(lw: "Lowerer", e: ast.Call) -> Val:
-    g = lw.g
     t = e.ty if isinstance(e.ty, T.StringType) else T.StringType(lw.strlen)
-    size = t.length
-    src = lw.expr(e.args[0])
-    buf = g.alloca(size)
+    buf = lw.g.alloca(t.length)
+    _read_str(lw, e, buf, t.length)
+    return Val(t, ptr=buf)
+
+
+def str_into(lw: "Lowerer", e: ast.Call, dest: ir.Value, length: int) -> int:
+    """str(...) evaluated straight into ``dest`` (a map key, a record) when
+    that is a string of its own length: saves a stack buffer and a copy.
+    Returns the bytes written, 0 when the caller must go the long way."""
+    t = e.ty if isinstance(e.ty, T.StringType) else T.StringType(lw.strlen)
+    if t.length != length:
+        return 0
+    _read_str(lw, e, dest, length)
+    return length
+
+
+def _read_str(lw: "Lowerer", e: ast.Call, buf: ir.Value, size: int) -> None:
+    """Fill ``buf[0:size]``: zeroed first (the read helpers stop at the NUL
+    and a key hashes every byte), then the string."""
+    g = lw.g
     g.memset(buf, size)
+    src = lw.expr(e.args[0])
     if src.ptr is not None:   # already a string (or char array): copy and terminate
         g.memcpy(buf, src.ptr, min(size, type_size(src.ty)))
         g.store_int(buf, size - 1, g.const(0), 1)
-        return Val(t, ptr=buf)
+        return
     assert src.reg is not None
-    limit = size
     if len(e.args) == 2:
         n = lw.value(e.args[1])
         # Read at most n bytes (+ NUL); the size passed to the helper must be
@@ -326,9 +337,8 @@ def _str(lw: "Lowerer", e: ast.Call) -> Val:
         nn = g.b.select(g.b.icmp_unsigned("<", nn, g.const(1)), g.const(1), nn)
         hid = read_str_helper(lw._user_space(e.args[0].ty))
         g.helper(hid, [buf, g.b.trunc(nn, I32), g.as_ptr(src.reg)])
-        return Val(t, ptr=buf)
-    g.probe_read_str(buf, limit, src.reg, user=lw._user_space(e.args[0].ty))
-    return Val(t, ptr=buf)
+        return
+    g.probe_read_str(buf, size, src.reg, user=lw._user_space(e.args[0].ty))
 
 
 def _buf(lw: "Lowerer", e: ast.Call) -> Val:
@@ -391,7 +401,6 @@ def _join(lw: "Lowerer", e: ast.Call) -> Val:
         for i in range(n_args):
             dst = g.gep(rec, 8 + i * arg_len)
             g.store_int(dst, 0, g.const(0), 1)
-            g.memset(ptr, 8)
             g.probe_read(ptr, 8, g.b.add(arr, g.const(8 * i)), user=True)
             p = g.load_int(ptr, 0)
             with g.b.if_then(g.truth(p)):

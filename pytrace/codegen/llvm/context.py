@@ -10,11 +10,11 @@ offset 0).  Syscall tracepoints attached through the raw ``sys_enter`` /
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from llvmlite import ir
 
 from ...kernel.tracefs import TracepointFormat
+from ...records import dataclass
 from ...semantic import types as T
 from .irgen import I64, I8P, CodegenError, ProgramGen, Val
 
@@ -101,8 +101,7 @@ class ProbeContext:
             if isinstance(ty, (T.StringType, T.ArrayType)) or (f.array_len is not None):
                 size = max(1, f.size)
                 buf = g.alloca(size)
-                g.memset(buf, size)
-                g.probe_read(buf, size, g.gep(g.ctx, f.offset))
+                g.read_into(buf, (size + 7) // 8 * 8, size, g.gep(g.ctx, f.offset))
                 return Val(ty, ptr=buf)
             size = f.size if f.size in (1, 2, 4, 8) else 8
             signed = bool(getattr(ty, "signed", False))

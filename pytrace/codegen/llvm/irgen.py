@@ -11,17 +11,24 @@ and owns the rules the verifier and LLVM's BPF back end impose:
 * helpers are called through ``inttoptr(id)`` with at most 5 arguments, and
   every pointer a helper returns is NULL-checked before use;
 * maps are referenced with ``llvm.bpf.pseudo(BPF_PSEUDO_MAP_FD, fd)``, so the
-  object needs no map relocations.
+  object needs no map relocations;
+* constants a helper reads through a pointer (a key-less map's zero key, an
+  initial value) live in ``.rodata`` and the lost-event and map-full
+  counters in a ``.bss`` section: the loader turns each into an array map
+  and the ``ld_imm64`` into a BPF_PSEUDO_MAP_VALUE reference, one
+  instruction where a stack copy or a helper lookup takes several.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zlib
 
 from llvmlite import ir
 from llvmlite.ir.values import ArgumentAttributes
 
+from ...records import dataclass
 from ...semantic import types as T
+from ..layout import COUNTERS_SECTION, LOST_SLOT, counter_symbol
 
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 I8P = I8.as_pointer()
@@ -55,6 +62,7 @@ BPF_ANY, BPF_NOEXIST = 0, 1
 BPF_F_USER_STACK = 1 << 8
 
 
+
 class CodegenError(Exception):
     """A construct the code generator cannot lower; carries the AST span."""
 
@@ -84,11 +92,31 @@ def mem_size(v: Val) -> int:
     return type_size(storage_type(v.ty))
 
 
+def counter_globals(module: ir.Module, slots: int) -> list[ir.GlobalVariable]:
+    """The module's u64 counters in layout.COUNTERS_SECTION, all created at
+    the first use (in slot order) with external linkage: none is dropped
+    when unused, and the runtime finds each by its symbol."""
+    try:
+        module.get_global(counter_symbol(0))
+    except KeyError:
+        for slot in range(slots):
+            gv = ir.GlobalVariable(module, I64, name=counter_symbol(slot))
+            gv.initializer = ir.Constant(I64, 0)
+            gv.section = COUNTERS_SECTION
+            gv.align = 8
+    return [module.get_global(counter_symbol(slot)) for slot in range(slots)]
+
+
 class ProgramGen:
     """Builds one BPF program function."""
 
-    def __init__(self, module: ir.Module, name: str, section: str, map_fds: dict[str, int]) -> None:
+    def __init__(self, module: ir.Module, name: str, section: str, map_fds: dict[str, int],
+                 counters: int) -> None:
         self.module = module
+        # How many u64 counters the .bss section holds (layout.COUNTERS_SECTION).
+        self.counters = counters
+        self._opaque = 0     # llvm.bpf.passthrough sequence numbers
+        self._loops = 0      # retry loops kept by keep_loop()
         fnty = ir.FunctionType(I64, [I8P])
         self.fn = ir.Function(module, fnty, name=name)
         self.fn.section = section
@@ -175,11 +203,14 @@ class ProgramGen:
         return self.mark_aligned(ptr)
 
     def alloca_i64(self, name: str = "", persistent: bool = False) -> ir.Value:
-        """An i64 slot: scratch, or a zeroed alloca of its own."""
+        """An i64 slot of its own (zeroed in the entry block if
+        ``persistent``).  A scratch slot is only ever loaded and stored, so
+        LLVM keeps it in a register (mem2reg) and it costs no stack: it is
+        not counted.  In the arena, whose address goes to helpers, each
+        access would stay a real stack load or store."""
         if not persistent and self._marks:
-            p = self._scratch(8, None)
             with self._entry_builder.goto_entry_block():
-                return self._entry_builder.bitcast(p, I64.as_pointer())
+                return self._entry_builder.alloca(I64, name=name)
         self._persistent += 8
         self._check_budget(None)
         with self._entry_builder.goto_entry_block():
@@ -216,6 +247,20 @@ class ProgramGen:
     def memcpy(self, dst: ir.Value, src: ir.Value, size: int) -> None:
         fn = self.module.declare_intrinsic("llvm.memcpy", [I8P, I8P, I64])
         self._mem_call(fn, [dst, src, ir.Constant(I64, size), ir.Constant(I1, 0)], (0, 1))
+
+    def zero_gaps(self, buf: ir.Value, size: int, written: list[tuple[int, int]]) -> None:
+        """Zero the bytes of ``buf[0:size]`` outside the ``(offset, length)``
+        ranges already written: map keys and records must hold no stale
+        stack bytes (a hash keys on every byte; user space reads every
+        byte), and a range a helper wrote needs no zeroing first."""
+        covered = sorted((o, o + n) for o, n in written if n > 0)
+        pos = 0
+        for start, end in covered + [(size, size)]:
+            if start > pos:
+                self.memset(self.gep(buf, pos), min(start, size) - pos)
+            pos = max(pos, end)
+            if pos >= size:
+                break
 
     def gep(self, ptr: ir.Value, offset: int | ir.Value) -> ir.Value:
         off = ir.Constant(I64, offset) if isinstance(offset, int) else offset
@@ -257,8 +302,15 @@ class ProgramGen:
         pseudo = self.module.declare_intrinsic("llvm.bpf.pseudo", (), ir.FunctionType(I64, [I64, I64]))
         return self.b.inttoptr(self.b.call(pseudo, [ir.Constant(I64, 1), ir.Constant(I64, fd)]), I8P)
 
-    def map_lookup(self, bpf_name: str, key: ir.Value) -> ir.Value:
-        return self.mark_aligned(self.helper(H_MAP_LOOKUP, [self.map_ptr(bpf_name), key], ret=I8P))
+    def map_lookup(self, bpf_name: str, key: ir.Value, once: bool = False) -> ir.Value:
+        """The value's address or NULL.  ``once``: the call is marked
+        convergent, which LLVM may not duplicate into several control-flow
+        paths: loop rotation would otherwise copy a retry loop's lookup in
+        front of the loop (~6 more instructions)."""
+        call = self.helper(H_MAP_LOOKUP, [self.map_ptr(bpf_name), key], ret=I8P)
+        if once:
+            call.attributes.add("convergent")
+        return self.mark_aligned(call)
 
     def map_update(self, bpf_name: str, key: ir.Value, value: ir.Value, flags: int = BPF_ANY) -> ir.Value:
         return self.helper(H_MAP_UPDATE, [self.map_ptr(bpf_name), key, value, self.const(flags)])
@@ -266,9 +318,55 @@ class ProgramGen:
     def map_delete(self, bpf_name: str, key: ir.Value) -> ir.Value:
         return self.helper(H_MAP_DELETE, [self.map_ptr(bpf_name), key])
 
+    # -------------------------------------------------------------- globals
+    def rodata(self, data: bytes) -> ir.Value:
+        """An 8-aligned i8* to ``data`` in .rodata (one global per distinct
+        content, shared by the module's programs).  The loader freezes the
+        section's map with BPF_F_RDONLY_PROG, and a helper may read a key or
+        a value from it: one ld_imm64 instead of stores and a stack address."""
+        data = data + bytes(-len(data) % 8)
+        name = "pt_ro_" + (data.hex() if len(data) <= 32 else f"{len(data)}_{zlib.crc32(data):08x}")
+        try:
+            gv = self.module.get_global(name)
+        except KeyError:
+            aty = ir.ArrayType(I8, len(data))
+            gv = ir.GlobalVariable(self.module, aty, name=name)
+            gv.initializer = ir.Constant(aty, bytearray(data))
+            gv.global_constant = True
+            gv.linkage = "internal"
+            gv.section = ".rodata"
+            gv.align = 8
+        return self.mark_aligned(self.b.bitcast(gv, I8P))
+
+    def zeros(self, size: int) -> ir.Value:
+        return self.rodata(bytes(max(8, size)))
+
+    def counter_ptr(self, slot: int) -> ir.Value:
+        """An i8* to u64 counter ``slot`` (layout.LOST_SLOT or a map's
+        mapfull_slot), to be NULL-checked by the caller: a global in the
+        .bss counters section (LLVM folds the check away; one global per
+        counter, as the BPF back end does not fold a constant offset into
+        the ld_imm64 of a global: an array would cost an add per use; a
+        per-CPU count map would cost a helper call and ~12 instructions)."""
+        return self.mark_aligned(self.b.bitcast(counter_globals(self.module, self.counters)[slot], I8P))
+
+    def count(self, slot: int) -> None:
+        """counters[slot] += 1 (lost events, dropped map updates)."""
+        p = self.counter_ptr(slot)
+        with self.b.if_then(self.truth(p)):
+            self.atomic_add(p, self.const(1))
+
     def probe_read(self, dst: ir.Value, size: int, src: ir.Value, user: bool | None = False) -> None:
-        """Copy ``size`` bytes; ``user`` None: whichever space the address is in."""
+        """Copy ``size`` bytes; ``user`` None: whichever space the address is
+        in.  ``dst`` needs no zeroing first: the probe_read helpers zero it
+        when the read fails (kernel/trace/bpf_trace.c), and the verifier
+        counts it as written (ARG_PTR_TO_UNINIT_MEM)."""
         self.helper(read_helper(user), [dst, ir.Constant(I32, size), self.as_ptr(src)])
+
+    def read_into(self, buf: ir.Value, bufsize: int, size: int, src: ir.Value, user: bool | None = False) -> None:
+        """probe_read ``size`` bytes into ``buf`` and zero the rest of its ``bufsize``."""
+        self.probe_read(buf, size, src, user)
+        self.zero_gaps(buf, bufsize, [(0, size)])
 
     def probe_read_str(self, dst: ir.Value, size: int, src: ir.Value, user: bool | None = False) -> ir.Value:
         return self.helper(read_str_helper(user), [dst, ir.Constant(I32, size), self.as_ptr(src)])
@@ -292,6 +390,34 @@ class ProgramGen:
         self.b.atomic_rmw("add", p, value, "monotonic")
 
     # -------------------------------------------------------------- control flow
+    def opaque_null(self) -> ir.Value:
+        """A NULL i8* whose value LLVM's optimiser cannot see, for a phi that
+        must stay a register: with a constant incoming value LLVM rewrites a
+        phi tested against NULL into a boolean phi, which it then masks
+        ('w6 &= 1') before every test.  llvm.bpf.passthrough is the BPF back
+        end's own opaque identity; it is removed before instruction
+        selection, leaving one 'rX = 0'."""
+        name = "llvm.bpf.passthrough.i64.i64"
+        try:
+            fn = self.module.get_global(name)
+        except KeyError:
+            fn = ir.Function(self.module, ir.FunctionType(I64, [I32, I64]), name=name)
+        self._opaque += 1
+        return self.b.inttoptr(self.b.call(fn, [ir.Constant(I32, self._opaque), self.const(0)]), I8P)
+
+    def keep_loop(self, latch: ir.Instruction) -> None:
+        """Mark the back edge ``latch`` of a short retry loop so that LLVM
+        keeps it a loop: unrolled (its trip count is known) it would hold
+        one copy of the body per trip.  The loop ID must name itself
+        (LangRef, 'llvm.loop'); each loop gets its own."""
+        off = self.module.add_metadata([ir.MetaDataString(self.module, "llvm.loop.unroll.disable")])
+        self._loops += 1
+        # A placeholder operand unique to this loop (llvmlite returns the
+        # same node for the same operands), then the self-reference.
+        loop_id = self.module.add_metadata([ir.MetaDataString(self.module, f"{self.fn.name}.loop{self._loops}")])
+        loop_id.operands = (loop_id, off)
+        latch.set_metadata("llvm.loop", loop_id)
+
     def if_then(self, cond: ir.Value, name: str = "then"):  # type: ignore[no-untyped-def]
         return self.b.if_then(cond if cond.type == I1 else self.b.icmp_unsigned("!=", cond, self.const(0)))
 

@@ -15,6 +15,7 @@ from llvmlite import ir
 from ...frontend import ast
 from ...semantic import types as T
 from ..layout import Layout, storage_type, type_size
+from . import debuginfo
 from .context import ProbeContext
 from .irgen import I1, I8P, I64, CodegenError, ProgramGen, Val, mem_size
 
@@ -65,7 +66,8 @@ class Lowerer:
     def stmt(self, s: ast.Stmt) -> None:
         self.g.begin_scope()
         try:
-            self._stmt(s)
+            with debuginfo.at(self.g, s.span):  # the statement's source line, when generating debug info
+                self._stmt(s)
         finally:
             self.g.end_scope()
 
@@ -312,23 +314,35 @@ class Lowerer:
             self.store_at(buf, off, et, self.expr(elem))
         return Val(t, ptr=buf)
 
-    def store_expr_at(self, buf: ir.Value, off: int, st: T.Type, e: ast.Expr) -> None:
-        """Evaluate ``e`` straight into ``buf + off`` where that saves a copy:
-        'comm' is written by bpf_get_current_comm into its destination (the
-        common '@[comm] = count()' key), everything else goes through store_at."""
+    def store_expr_at(self, buf: ir.Value, off: int, st: T.Type, e: ast.Expr) -> int:
+        """Evaluate ``e`` into ``buf + off`` (laid out as storage type ``st``)
+        and return how many bytes from ``off`` on are now initialised.
+        Some expressions are written straight into their destination
+        instead of through a stack temporary and a copy: 'comm' (by
+        bpf_get_current_comm, which pads with NULs) and str() (by the read
+        helper, after zeroing the destination)."""
         if isinstance(e, ast.Ident) and e.name == "comm" and isinstance(st, T.StringType) and st.length >= 16:
             from .irgen import H_GET_CURRENT_COMM, I32
             self.g.helper(H_GET_CURRENT_COMM, [self.g.gep(buf, off), ir.Constant(I32, 16)])
-            return
-        self.store_at(buf, off, st, self.expr(e))
+            return 16
+        if isinstance(e, ast.Call) and e.name == "str" and isinstance(st, T.StringType):
+            from .calls import str_into
+            written = str_into(self, e, self.g.gep(buf, off), st.length)
+            if written:
+                return written
+        return self.store_at(buf, off, st, self.expr(e))
 
-    def store_at(self, buf: ir.Value, off: int, st: T.Type, v: Val) -> None:
-        """Store a value into memory laid out with storage type ``st``."""
+    def store_at(self, buf: ir.Value, off: int, st: T.Type, v: Val) -> int:
+        """Store a value into memory laid out with storage type ``st``;
+        returns the bytes written from ``off`` on."""
         if v.reg is not None:
-            self.g.store_int(buf, off, v.reg, min(8, max(1, type_size(st))))
-        else:
-            assert v.ptr is not None
-            self.g.memcpy(self.g.gep(buf, off), v.ptr, min(type_size(st), mem_size(v)))
+            size = min(8, max(1, type_size(st)))
+            self.g.store_int(buf, off, v.reg, size)
+            return size
+        assert v.ptr is not None
+        size = min(type_size(st), mem_size(v))
+        self.g.memcpy(self.g.gep(buf, off), v.ptr, size)
+        return size
 
     def narrow(self, v: ir.Value, t: T.Type) -> ir.Value:
         """Truncate and re-extend a 64-bit value to the integer type ``t``."""
@@ -413,7 +427,6 @@ class Lowerer:
             v = self.value(e.operand)
             size = t.size if t.is_integer() and t.size in (1, 2, 4, 8) else 8
             tmp = g.alloca(8)
-            g.memset(tmp, 8)
             g.probe_read(tmp, size, v, user=self._user_space(e.operand.ty))
             return Val(t, reg=g.load_int(tmp, 0, size, bool(getattr(t, "signed", False))))
         v = self.value(e.operand)
@@ -515,14 +528,12 @@ class Lowerer:
         if t.is_integer() or isinstance(t, T.PointerType):
             size = f.type.size if f.type.size in (1, 2, 4, 8) else 8
             tmp = g.alloca(8)
-            g.memset(tmp, 8)
             g.probe_read(tmp, size, addr, user)
             v = g.load_int(tmp, 0, size, bool(getattr(t, "signed", False)))
             return Val(t, reg=self._bitfield(v, f))
         size = max(1, f.type.size if not isinstance(t, T.StringType) else min(t.length, f.type.size or t.length))
         buf = g.alloca(max(size, type_size(t)))
-        g.memset(buf, max(size, type_size(t)))
-        g.probe_read(buf, size, addr, user)
+        g.read_into(buf, max(size, type_size(t)), size, addr, user)
         return Val(t, ptr=buf)
 
     def _bitfield(self, v: ir.Value, f: T.Field) -> ir.Value:

@@ -7,6 +7,11 @@ combined in user space; hist/lhist count per (key, bucket) with bpftrace's
 exact bucket functions.  A failed insert that is not a lost race means the
 map is full: it is counted so the runtime can warn instead of dropping
 updates silently.
+
+The code is kept small (the verifier's instruction count is the measure,
+benchmarks/xlated.py): constant keys and initial values are read from
+.rodata, keys are zeroed only where nothing writes them, and the create-
+and-retry path of an atomic add shares the one lookup call (add_to).
 """
 
 from __future__ import annotations
@@ -17,14 +22,11 @@ from llvmlite import ir
 
 from ...frontend import ast
 from ...semantic import types as T
-from ..layout import MIN_BIAS, MapLayout, ValueKind, storage_type
-from .irgen import BPF_NOEXIST, I64, CodegenError, Val, mem_size
+from ..layout import MIN_BIAS, MapLayout, ValueKind, mapfull_slot, storage_type, type_size
+from .irgen import BPF_ANY, BPF_NOEXIST, I8P, I64, CodegenError, Val, mem_size
 
 if TYPE_CHECKING:
     from .lower import Lowerer
-
-EEXIST = 17
-MAPFULL_MAP = "pt_mapfull"
 
 
 def _layout(lw: "Lowerer", m: ast.Map) -> MapLayout:
@@ -34,62 +36,138 @@ def _layout(lw: "Lowerer", m: ast.Map) -> MapLayout:
     return ml
 
 
-def build_key(lw: "Lowerer", m: ast.Map, ml: MapLayout, keys: list[ast.Expr] | None = None) -> ir.Value:
+def build_key(lw: "Lowerer", m: ast.Map, ml: MapLayout, keys: list[ast.Expr] | None = None,
+              bucket: ir.Value | None = None) -> ir.Value:
+    """The key of ``m[keys]`` (hist/lhist: followed by ``bucket``), every
+    byte initialised.  A constant all-zero key (a key-less map) is read from
+    .rodata; otherwise only the bytes no store or helper writes are zeroed."""
     g = lw.g
-    buf = g.alloca(ml.key_size)
-    g.memset(buf, ml.key_size)
     keys = m.keys if keys is None else keys
     if ml.key_type is None or not keys:
-        return buf
+        keys = []
+        if bucket is None:
+            return g.zeros(ml.key_size)
+    literal = None if bucket is not None else _literal_key(ml, keys)
+    if literal is not None:
+        return g.rodata(literal)
+    buf = g.alloca(ml.key_size)
+    written: list[tuple[int, int]] = []
     if len(keys) == 1 and not isinstance(ml.key_type, T.TupleType):
-        lw.store_expr_at(buf, 0, ml.key_type, keys[0])
-        return buf
-    if len(keys) == 1:
+        assert ml.key_type is not None
+        written.append((0, lw.store_expr_at(buf, 0, ml.key_type, keys[0])))
+    elif len(keys) == 1:
         # A tuple value used as the whole key.
         v = lw.expr(keys[0])
-        g.memcpy(buf, v.ptr, min(ml.user_key_size, mem_size(v)))
-        return buf
-    kt = ml.key_type
-    assert isinstance(kt, T.TupleType)
-    for k, off, et in zip(keys, kt.offsets(), kt.elements):
-        lw.store_expr_at(buf, off, et, k)
+        size = min(ml.user_key_size, mem_size(v))
+        g.memcpy(buf, v.ptr, size)
+        written.append((0, size))
+    elif keys:
+        kt = ml.key_type
+        assert isinstance(kt, T.TupleType)
+        for k, off, et in zip(keys, kt.offsets(), kt.elements):
+            written.append((off, lw.store_expr_at(buf, off, et, k)))
+    if bucket is not None:
+        g.store_int(buf, ml.user_key_size, bucket)
+        written.append((ml.user_key_size, 8))
+    g.zero_gaps(buf, ml.key_size, written)
     return buf
 
 
+def _literal_key(ml: MapLayout, keys: list[ast.Expr]) -> bytes | None:
+    """The key bytes when every key is an integer or string literal (read
+    from .rodata then), laid out as build_key would store them: integers
+    as 8 bytes, strings NUL-padded or cut to their field; else None."""
+    kt = ml.key_type
+    if isinstance(kt, T.TupleType) and len(keys) > 1:
+        fields = list(zip(kt.offsets(), kt.elements))
+    elif len(keys) == 1 and kt is not None and not isinstance(kt, T.TupleType):
+        fields = [(0, kt)]
+    else:
+        return None
+    out = bytearray(ml.key_size)
+    for k, (off, et) in zip(keys, fields):
+        st = storage_type(et)
+        if isinstance(k, ast.Integer) and isinstance(st, T.IntType) and type_size(st) == 8:
+            out[off:off + 8] = (k.value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
+        elif isinstance(k, ast.String) and isinstance(st, T.StringType):
+            data = k.value.encode("utf-8", "surrogateescape")[: st.length]
+            out[off:off + len(data)] = data
+        else:
+            return None
+    return bytes(out)
+
+
 def _count_full(lw: "Lowerer", ml: MapLayout, ret: ir.Value) -> None:
-    """After an insert: a failure other than a lost race means the map is full."""
+    """After a BPF_ANY update: a failure means the map is full.  A map with
+    one fixed key cannot fill up (max_entries is at least 1)."""
+    if not ml.can_fill:
+        return
     g = lw.g
-    failed = g.b.and_(g.b.icmp_signed("!=", ret, g.const(0)), g.b.icmp_signed("!=", ret, g.const(-EEXIST)))
-    with g.b.if_then(failed):
-        idx = g.alloca(8)
-        g.store_int(idx, 0, g.const(ml_index(lw, ml)), 4)
-        slot = g.map_lookup(MAPFULL_MAP, idx)
-        with g.b.if_then(g.truth(slot)):
-            g.atomic_add(slot, g.const(1))
-
-
-def ml_index(lw: "Lowerer", ml: MapLayout) -> int:
-    return list(lw.layout.maps).index(ml.name)
+    with g.b.if_then(g.b.icmp_signed("!=", ret, g.const(0))):
+        g.count(mapfull_slot(lw.layout, ml.name))
 
 
 def add_to(lw: "Lowerer", ml: MapLayout, key: ir.Value, delta: ir.Value) -> None:
-    """*map[key] += delta, creating the entry when missing."""
+    """*map[key] += delta with an atomic add, creating the entry when missing.
+
+    One lookup call site serves the hit, the retry and the full map::
+
+        first = ctx
+        again: p = lookup(key)
+               if p: goto add
+               if !first: goto full             # still missing after an insert
+               update(key, &zero, BPF_NOEXIST)  # 0, EEXIST (a lost race) or full
+               first = NULL; goto again
+        full:  p = &counter                     # count the dropped update
+        add:   *p += delta                      # count(): the drop shares it
+
+    (A map whose one key is fixed cannot be full: then nothing is counted.)
+    The verifier walks the loop twice (``first`` differs).  ``first`` is the
+    context pointer (not NULL, and already in a register), then a NULL that
+    LLVM cannot see (ProgramGen.opaque_null): with a constant on either edge
+    LLVM turns the phi into a boolean that it masks before each test.  The
+    zero comes from .rodata (no stack store), the lookup may not be
+    duplicated and the loop not unrolled (map_lookup(once), keep_loop)."""
     g = lw.g
-    slot = g.map_lookup(ml.bpf_name, key)
-    found = g.truth(slot)
-    with g.b.if_else(found) as (then, other):
-        with then:
-            g.atomic_add(slot, delta)
-        with other:
-            init = g.alloca(8)
-            g.store_int(init, 0, delta)
-            ret = g.map_update(ml.bpf_name, key, init, BPF_NOEXIST)
-            lost_race = g.b.icmp_signed("==", ret, g.const(-EEXIST))
-            with g.b.if_then(lost_race):
-                again = g.map_lookup(ml.bpf_name, key)
-                with g.b.if_then(g.truth(again)):
-                    g.atomic_add(again, delta)
-            _count_full(lw, ml, ret)
+    slot_no = mapfull_slot(lw.layout, ml.name)
+    pre = g.b.block
+    again = g.fn.append_basic_block("add.lookup")
+    missing = g.fn.append_basic_block("add.missing")
+    insert = g.fn.append_basic_block("add.insert")
+    full = g.fn.append_basic_block("add.full")
+    add = g.fn.append_basic_block("add.hit")
+    done = g.fn.append_basic_block("add.done")
+    g.b.branch(again)
+    g.b.position_at_end(again)
+    first = g.b.phi(I8P, name="first")
+    first.add_incoming(g.ctx, pre)
+    slot = g.map_lookup(ml.bpf_name, key, once=True)
+    g.b.cbranch(g.truth(slot), add, missing)
+    g.b.position_at_end(missing)
+    g.b.cbranch(g.truth(first), insert, full)
+    g.b.position_at_end(insert)
+    g.map_update(ml.bpf_name, key, g.zeros(ml.value_size), BPF_NOEXIST)
+    first.add_incoming(g.opaque_null(), g.b.block)
+    g.keep_loop(g.b.branch(again))
+    g.b.position_at_end(full)
+    shared = ml.can_fill and isinstance(delta, ir.Constant) and delta.constant == 1
+    counter = g.counter_ptr(slot_no) if ml.can_fill else ir.Constant(I8P, None)
+    if shared:
+        g.b.cbranch(g.truth(counter), add, done)
+    else:
+        with g.b.if_then(g.truth(counter)):
+            g.atomic_add(counter, g.const(1))
+        g.b.branch(done)
+    full_end = g.b.block
+    g.b.position_at_end(add)
+    target = slot
+    if shared:
+        target = g.b.phi(I8P, name="target")
+        target.add_incoming(slot, again)
+        target.add_incoming(counter, full_end)
+    g.atomic_add(target, delta)
+    g.b.branch(done)
+    g.b.position_at_end(done)
 
 
 def aggregate(lw: "Lowerer", m: ast.Map, ml: MapLayout, call: ast.Call) -> None:
@@ -106,7 +184,7 @@ def aggregate(lw: "Lowerer", m: ast.Map, ml: MapLayout, call: ast.Call) -> None:
         return
     if kind in (T.AggKind.HIST, T.AggKind.LHIST):
         bucket = log2_bucket(lw, v) if kind is T.AggKind.HIST else linear_bucket(lw, v, *agg.params)
-        key = _hist_key(lw, m, ml, bucket)
+        key = build_key(lw, m, ml, bucket=bucket)
         add_to(lw, ml, key, g.const(1))
         return
     key = build_key(lw, m, ml)
@@ -122,7 +200,7 @@ def aggregate(lw: "Lowerer", m: ast.Map, ml: MapLayout, call: ast.Call) -> None:
             init = g.alloca(16)
             g.store_int(init, 0, v)
             g.store_int(init, 8, g.const(1))
-            ret = g.map_update(ml.bpf_name, key, init, 0)
+            ret = g.map_update(ml.bpf_name, key, init, BPF_ANY)
             _count_full(lw, ml, ret)
 
 
@@ -132,68 +210,54 @@ def _minmax(lw: "Lowerer", ml: MapLayout, key: ir.Value, v: ir.Value, is_min: bo
     value is signed->= it, max() storing v and min() storing 0xffffffff - v.
     Hence max() of only negative values and min() of values above 2**32-1
     never create the entry (0.17 prints such a map empty).  The second word
-    marks the slot as written; the runtime reverses the min bias."""
+    marks the slot as written; the runtime reverses the min bias.  As in
+    0.17 a new extreme is written with an update (this CPU's slot of a
+    per-CPU value): one path for a new and an existing entry."""
     g = lw.g
     new = g.b.sub(g.const(MIN_BIAS), v) if is_min else v
     slot = g.map_lookup(ml.bpf_name, key)
     found = g.truth(slot)
-    cur = g.alloca_i64("minmax")
-    g.b.store(g.const(0), cur)
+    pre = g.b.block
     with g.b.if_then(found):
-        g.b.store(g.load_int(slot, 0), cur)
-    take = g.b.icmp_signed(">=", new, g.b.load(cur))
-    with g.b.if_then(take):
-        with g.b.if_else(found) as (then, other):
-            with then:
-                g.store_int(slot, 0, new)
-                g.store_int(slot, 8, g.const(1))
-            with other:
-                init = g.alloca(16)
-                g.store_int(init, 0, new)
-                g.store_int(init, 8, g.const(1))
-                ret = g.map_update(ml.bpf_name, key, init, 0)
-                _count_full(lw, ml, ret)
-
-
-def _hist_key(lw: "Lowerer", m: ast.Map, ml: MapLayout, bucket: ir.Value) -> ir.Value:
-    key = build_key(lw, m, ml)
-    lw.g.store_int(key, ml.user_key_size, bucket)
-    return key
+        seen = g.load_int(slot, 0)
+        seen_block = g.b.block
+    cur = g.b.phi(I64, name="minmax")
+    cur.add_incoming(g.const(0), pre)
+    cur.add_incoming(seen, seen_block)
+    with g.b.if_then(g.b.icmp_signed(">=", new, cur)):
+        init = g.alloca(16)
+        g.store_int(init, 0, new)
+        g.store_int(init, 8, g.const(1))
+        ret = g.map_update(ml.bpf_name, key, init, BPF_ANY)
+        _count_full(lw, ml, ret)
 
 
 def log2_bucket(lw: "Lowerer", n: ir.Value) -> ir.Value:
     """bpftrace 0.17's log2(): 0 for negatives, 1 for 0, then 2 + floor(log2(n))
     over five halving steps, so every value >= 2**31 lands in index 33
-    ([2G, 4G)) exactly as 0.17 prints it."""
+    ([2G, 4G)) exactly as 0.17 prints it.  Pure register arithmetic: a
+    stack slot for the result would cost a store per branch."""
     g = lw.g
-    out = g.alloca_i64("log2")
-    g.b.store(g.const(0), out)
-    with g.b.if_then(g.b.icmp_signed(">=", n, g.const(0))):
-        g.b.store(g.const(1), out)
-        with g.b.if_then(g.b.icmp_signed(">", n, g.const(0))):
-            cur = n
-            result = g.const(2)
-            for i in (4, 3, 2, 1, 0):
-                # shift = (n >= 1 << (1 << i)) << i
-                limit = g.const(1 << (1 << i))
-                ge = g.b.icmp_unsigned(">=", cur, limit)
-                shift = g.b.shl(g.b.zext(ge, I64), g.const(i))
-                cur = g.b.lshr(cur, shift)
-                result = g.b.add(result, shift)
-            g.b.store(result, out)
-    return g.b.load(out)
+    cur = n
+    result = g.const(2)
+    for i in (4, 3, 2, 1, 0):
+        # shift = (n >= 1 << (1 << i)) << i
+        ge = g.b.icmp_unsigned(">=", cur, g.const(1 << (1 << i)))
+        shift = g.b.shl(g.b.zext(ge, I64), g.const(i))
+        cur = g.b.lshr(cur, shift)
+        result = g.b.add(result, shift)
+    positive = g.b.select(g.b.icmp_unsigned("==", n, g.const(0)), g.const(1), result)
+    return g.b.select(g.b.icmp_signed("<", n, g.const(0)), g.const(0), positive)
 
 
 def linear_bucket(lw: "Lowerer", v: ir.Value, lo: int, hi: int, step: int) -> ir.Value:
     """bpftrace's linear(): 0 below min, 1 + (max - min) / step above max,
     else 1 + (v - min) / step."""
     g = lw.g
-    out = g.alloca_i64("lin")
     below = g.b.icmp_signed("<", v, g.const(lo))
     above = g.b.icmp_signed(">", v, g.const(hi))
     inner = g.b.add(g.b.udiv(g.b.sub(v, g.const(lo)), g.const(step)), g.const(1))
-    g.b.store(g.b.select(below, g.const(0), g.b.select(above, g.const(1 + (hi - lo) // step), inner)), out)
-    return g.b.load(out)
+    return g.b.select(below, g.const(0), g.b.select(above, g.const(1 + (hi - lo) // step), inner))
 
 
 def assign(lw: "Lowerer", s: ast.Assign) -> None:
@@ -220,7 +284,7 @@ def assign(lw: "Lowerer", s: ast.Assign) -> None:
     buf = g.alloca(ml.value_size)
     g.memset(buf, ml.value_size)
     lw.store_at(buf, 0, storage_type(ml.value_type), value)
-    ret = g.map_update(ml.bpf_name, key, buf, 0)
+    ret = g.map_update(ml.bpf_name, key, buf, BPF_ANY)
     _count_full(lw, ml, ret)
 
 

@@ -12,19 +12,20 @@ tens to hundreds of milliseconds to detach.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from ...records import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import llvmlite.binding as llvm
 from llvmlite import ir
 
 from ...providers.base import ResolvedAttach
 from ...semantic import types as T
 from ...semantic.pipeline import CheckedProbe, Compilation
-from ..layout import MAP_ARRAY, Layout, map_layout
+from ..layout import MAP_ARRAY, Layout, counter_slots, map_layout
 from .context import PROG_KPROBE, PROG_PERF_EVENT, PROG_RAW_TRACEPOINT, PROG_TRACEPOINT, ProbeContext
+from . import debuginfo
 from .irgen import CodegenError, ProgramGen
+from . import worker
 from .lower import Lowerer
 
 # From this many syscall tracepoints on, one raw sys_enter/sys_exit program
@@ -169,8 +170,15 @@ def generate(comp: Compilation, layout: Layout, specs: list[ProgramSpec], map_fd
         constants[name] = value
     assert comp.program is not None
     exiting = _exit_flag(module, comp)
+    # The runtime reads the loss counters from the .bss section when it says
+    # so; otherwise from its per-CPU count maps (see layout.COUNTERS_SECTION).
+    counters = counter_slots(layout)
+    # Source locations, to map a verifier rejection back to the script.
+    dbg = debuginfo.DebugInfo(module, comp.source) if options.get("debug_info") else None
     for spec in specs:
-        g = ProgramGen(module, spec.name, f"pytrace/{spec.name}", map_fds)
+        g = ProgramGen(module, spec.name, f"pytrace/{spec.name}", map_fds, counters)
+        if dbg is not None:
+            dbg.function(g, spec.probe.probe.span)
         if exiting is not None and spec.kind not in ("begin", "end"):
             # After exit() no probe body runs again, even before user space
             # has detached the probes (which takes a while).
@@ -186,8 +194,7 @@ def generate(comp: Compilation, layout: Layout, specs: list[ProgramSpec], map_fd
             # the saved regs->orig_ax.
             regs = g.b.inttoptr(g.load_int(g.ctx, 0), g.ctx.type)
             saved = g.alloca(24)
-            g.memset(saved, 24)
-            g.probe_read(saved, 24, g.gep(regs, 120))   # orig_ax, ip, cs
+            g.probe_read(saved, 24, g.gep(regs, 120))   # orig_ax, ip, cs (zeroed if the read fails)
             with g.b.if_then(g.b.icmp_unsigned("!=", g.load_int(saved, 16), g.const(0x33))):
                 g.b.ret(g.const(0))
             nr = g.load_int(saved, 0) if spec.ctx.exit else g.load_int(g.ctx, 8)
@@ -209,7 +216,8 @@ def generate(comp: Compilation, layout: Layout, specs: list[ProgramSpec], map_fd
         lw = Lowerer(g, spec.ctx, layout, comp.registry, probe_index, constants, comp.env, options, events)
         probe = spec.probe.probe
         if probe.predicate is not None:
-            cond = lw.predicate(probe.predicate)
+            with debuginfo.at(g, probe.predicate.span):
+                cond = lw.predicate(probe.predicate)
             with g.b.if_then(g.b.not_(cond)):
                 g.b.ret(g.const(0))
         lw.block(probe.body)
@@ -234,69 +242,29 @@ def _exit_flag(module: ir.Module, comp: Compilation) -> ir.GlobalVariable | None
     return flag
 
 
-@lru_cache(maxsize=1)
-def _target_machine() -> llvm.TargetMachine:
-    llvm.initialize_all_targets()
-    llvm.initialize_all_asmprinters()
-    target = llvm.Target.from_triple("bpfel")
-    # cpu v3: JMP32 and atomics, no sdiv (kernels before 6.6 lack v4).
-    return target.create_target_machine(cpu="v3", opt=2)
-
-
-def optimize(gen: Generated) -> llvm.ModuleRef:
-    tm = _target_machine()
-    mod = llvm.parse_assembly(gen.ir_text)
-    mod.verify()
-    pto = llvm.create_pipeline_tuning_options(speed_level=2)
-    pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(mod, pb)
-    return mod
-
-
 def emit_object(gen: Generated) -> bytes:
-    return _target_machine().emit_object(optimize(gen))
+    """The BPF ELF object, compiled in this process (--emit obj; tests)."""
+    return worker.emit_object(gen.ir_text)
 
 
-def emit_object_safely(gen: Generated) -> bytes:
-    """``emit_object`` in a forked child.  LLVM's BPF back end reports some
-    problems (a stack frame over 512 bytes after its own spills, dynamic
-    allocas, too many call arguments) by calling exit() from C, which Python
-    cannot catch; the compiler checks what it can beforehand, and this keeps
-    whatever slips through from killing pytrace: the child dies instead."""
-    import os
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: compile, send the object, never return to the caller
-        code = 0
-        try:
-            os.close(r)
-            data = emit_object(gen)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(w, view):]
-        except BaseException:  # noqa: BLE001 - any failure is reported by the exit code
-            code = 2
-        finally:
-            os._exit(code)
-    os.close(w)
-    chunks = []
-    with os.fdopen(r, "rb") as f:
-        while True:
-            chunk = f.read(1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+def emit_object_safely(gen: Generated, compiler: worker.CompilerProcess | None = None) -> bytes:
+    """The BPF ELF object, compiled in a forked child (``compiler``, started
+    early by the command line, or one forked now) so that an abort inside
+    LLVM becomes a diagnostic instead of killing pytrace (see worker.py)."""
+    proc = compiler if compiler is not None else worker.CompilerProcess.start()
+    try:
+        return proc.compile(gen.ir_text)
+    except worker.CompileFailed:
         raise CodegenError("LLVM's BPF back end could not compile this program (usually a BPF stack frame "
                            "over 512 bytes)", None,
                            ["split large probes, use fewer or shorter strings (config = { max_strlen = 32 }); "
-                            "--emit ir shows the generated code"])
-    return b"".join(chunks)
+                            "--emit ir shows the generated code"]) from None
+    finally:
+        proc.close()
 
 
 def emit_assembly(gen: Generated) -> str:
-    return _target_machine().emit_assembly(optimize(gen))
+    return worker.emit_assembly(gen.ir_text)
 
 
 def filter_maps(specs: list[ProgramSpec]) -> list[tuple[str, int, dict[int, int]]]:
