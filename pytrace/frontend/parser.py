@@ -24,6 +24,7 @@ from ..records import dataclass
 from ..source import SourceFile, Span
 from . import ast
 from .build import AstBuilder
+from .recache import regex_cache
 
 # Scripts larger than this are refused before lexing: a pathological input
 # (megabytes of '(') would otherwise take minutes to lex.
@@ -394,4 +395,10 @@ def get_parser() -> Parser:
 
 
 def parse(source: SourceFile, diags: Diagnostics) -> ast.Program:
-    return get_parser().parse(source, diags)
+    # The lexer's scanners are compiled on first use: seed re's cache with
+    # the ones earlier runs compiled, and keep any new ones (recache.py).
+    cache = regex_cache()
+    before = cache.warm()
+    program = get_parser().parse(source, diags)
+    cache.learn(before)
+    return program
