@@ -31,8 +31,8 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from ..bpf.elf import (PT_LOAD, SHN_UNDEF, SHN_XINDEX, SHT_DYNSYM, SHT_NOBITS, SHT_NULL,
-                       SHT_SYMTAB, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, ElfError, Section,
-                       Segment)
+                       SHT_SYMTAB, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT, ElfError,
+                       Section, Segment)
 from ..records import dataclass, field
 from .demangle import Demangler, default_demangler, strip_parameters
 
@@ -335,6 +335,48 @@ def _symbol_sections(headers: ElfHeaders) -> list[Section]:
     # entries win ties over .dynsym's copies.
     return sorted((s for s in headers.sections if s.type in (SHT_SYMTAB, SHT_DYNSYM)),
                   key=lambda s: s.type != SHT_SYMTAB)
+
+
+def find_symbol(path: str, name: str, types: frozenset[int] = frozenset((STT_OBJECT,)), *,
+                debuginfo: bool = True) -> Symbol | None:
+    """The first defined ``name`` of a type in ``types`` (default: data
+    objects, all bpftrace 0.17's uaddr() accepts) in ``path``'s .symtab,
+    .dynsym, then its debug file's .symtab.  The address is st_value, not
+    adjusted for a PIE's load base (as 0.17).  Raises OSError or ElfError."""
+    headers = ElfHeaders.open(path)
+    found = _find_in(headers, _symbol_sections(headers), name, types)
+    if found is None and debuginfo:
+        debug = find_debug_file(headers)
+        if debug is not None:
+            try:
+                dh = ElfHeaders.open(debug)
+                found = _find_in(dh, [s for s in dh.sections if s.type == SHT_SYMTAB], name, types)
+            except (OSError, ElfError):
+                pass  # a broken debug file must not hide a symbol the binary has not
+    if found is None:
+        return None
+    # File offset from the binary's own segments (a debug file's are NOBITS).
+    return Symbol(name, found[0], found[1], headers.file_offset(found[0]))
+
+
+def _find_in(headers: ElfHeaders, sections: list[Section], name: str,
+             types: frozenset[int]) -> tuple[int, int] | None:
+    """(value, size) of the first defined ``name`` of a type in ``types``."""
+    want = name.encode("utf-8") + b"\0"
+    for sec in sections:
+        if sec.link >= len(headers.sections):
+            continue
+        data = headers.read(sec)
+        strtab = headers.read(headers.sections[sec.link])
+        for nm, info, _other, shndx, value, size in _SYM.iter_unpack(
+                data[: len(data) // _SYM.size * _SYM.size]):
+            # An undefined (imported) symbol, or one at address 0, names
+            # nothing in this file: bpftrace reports both as unresolved.
+            if not value or shndx == SHN_UNDEF or (info & 0xF) not in types:
+                continue
+            if strtab.startswith(want, nm):
+                return value, size
+    return None
 
 
 def find_debug_file(headers: ElfHeaders) -> str | None:

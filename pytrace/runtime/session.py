@@ -281,16 +281,11 @@ class Session:
             self._start = start_ns()
         return self._start
 
-    def _resolve_symbol(self, kind: str, name: str) -> int | None:
-        if kind == "kaddr":
-            from ..kernel.symbols import KernelSymbols
-            return KernelSymbols().address(name)
-        if kind == "cgroupid":
-            try:
-                return os.stat(name if name.startswith("/") else f"/sys/fs/cgroup/{name}").st_ino
-            except OSError:
-                return None
-        return None
+    def _resolve_symbol(self, kind: str, name: str, binary: str | None = None) -> int | None:
+        # One implementation for --emit and runs: kernel symbols, cgroup
+        # inodes and the ELF symbols of the probe's binary (uaddr()).
+        from ..codegen.llvm.calls import default_resolve
+        return default_resolve(kind, name, binary)
 
     def _func_names(self, layout: Layout) -> list[str]:
         names = []

@@ -206,7 +206,9 @@ def call(lw: "Lowerer", e: ast.Call) -> Val:
         g.store_int(buf, 0, addr)
         g.store_int(buf, 8, g.b.lshr(g.helper(H_GET_CURRENT_PID_TGID, []), g.const(32)))
         return Val(t, ptr=buf)
-    if name in ("kaddr", "uaddr", "cgroupid"):
+    if name == "uaddr":
+        return _uaddr(lw, e, t)
+    if name in ("kaddr", "cgroupid"):
         arg = e.args[0]
         assert isinstance(arg, ast.String)
         resolve = lw.options.get("resolve_symbol")
@@ -285,9 +287,39 @@ def call(lw: "Lowerer", e: ast.Call) -> Val:
     raise CodegenError(f"{name}() is not supported by the code generator yet", e.span)
 
 
-def default_resolve(kind: str, name: str) -> int | None:
-    """kaddr()/cgroupid() when the caller gave no resolver (--emit)."""
+def _uaddr(lw: "Lowerer", e: ast.Call, t: T.Type) -> Val:
+    """uaddr("sym"): a constant, the symbol's address in the probe's binary.
+    Each uprobe/usdt attach is a program of its own (plan_programs), so each
+    binary gets its own address (bpftrace 0.17 uses the first one's for all)."""
+    arg = e.args[0]
+    assert isinstance(arg, ast.String)
+    if not lw.binaries:
+        raise CodegenError("uaddr() needs a uprobe or usdt probe: it looks the symbol up in the probe's binary",
+                           arg.span)
+    resolve = lw.options.get("resolve_symbol")
+    values = []
+    for path in lw.binaries:
+        value = resolve("uaddr", arg.value, path) if callable(resolve) else default_resolve("uaddr", arg.value, path)
+        if value is None:
+            raise CodegenError(f"uaddr(): no symbol '{arg.value}' in {path}", arg.span)
+        values.append(int(value))
+    if len(set(values)) > 1:  # one constant must not serve binaries that disagree
+        raise CodegenError(f"uaddr(): '{arg.value}' has different addresses in {', '.join(lw.binaries)}", arg.span)
+    return Val(t, reg=lw.g.const(values[0]))
+
+
+def default_resolve(kind: str, name: str, binary: str | None = None) -> int | None:
+    """kaddr()/cgroupid(), and uaddr() in ``binary``: the resolver of --emit
+    and of the runtime."""
     import os
+    if kind == "uaddr":
+        from ...bpf.elf import ElfError
+        from ...kernel.elfsyms import find_symbol
+        try:
+            sym = find_symbol(binary, name) if binary else None
+        except (OSError, ElfError):
+            return None
+        return sym.vaddr if sym is not None else None
     if kind == "kaddr":
         from ...kernel.symbols import KernelSymbols
         return KernelSymbols().address(name)

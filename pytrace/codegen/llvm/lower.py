@@ -42,6 +42,7 @@ class Lowerer:
         # that a body lowered for several attach groups uses one event id.
         self.layout_events = events
         self.new_event = False
+        self.binaries: tuple[str, ...] = ()  # uprobe/usdt: the binaries uaddr() looks symbols up in
 
     def const_of(self, e: ast.Expr) -> int:
         if isinstance(e, ast.Integer):

@@ -214,6 +214,7 @@ def generate(comp: Compilation, layout: Layout, specs: list[ProgramSpec], map_fd
         else:
             probe_index = layout.probe_index(spec.attaches[0].target)
         lw = Lowerer(g, spec.ctx, layout, comp.registry, probe_index, constants, comp.env, options, events)
+        lw.binaries = tuple(dict.fromkeys(a.detail["path"] for a in spec.attaches if a.detail.get("path")))
         probe = spec.probe.probe
         if probe.predicate is not None:
             with debuginfo.at(g, probe.predicate.span):
