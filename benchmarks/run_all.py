@@ -137,7 +137,7 @@ def main(argv: list[str]) -> None:
     for r in rows:
         ratio = "-" if r["ratio"] is None else (f"{r['ratio']:.2f}" if r["ratio"] >= 0.1 else f"{r['ratio']:.2g}")
         met = {True: "yes", False: "**no**", None: ""}[r["met"]]
-        lines.append(f"| {r['metric']} | {fmt_num(r['pytrace'], r['unit'])} | {fmt_num(r['bpftrace'], r['unit'])} "
+        lines.append(f"| {r['metric']} | {fmt_num(r['pytrace'], r['unit'])} | {('-' if r['bpftrace'] is None and r['target'] == '(info)' else fmt_num(r['bpftrace'], r['unit']))} "
                      f"| {r['unit']} | {ratio} | {r['target']} | {met} |")
     lines += ["", "## Failures", ""]
     lines += [f"- {f}" for f in failures] or ["None."]
