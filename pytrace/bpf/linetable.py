@@ -94,16 +94,11 @@ def _uleb(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _sleb(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            if byte & 0x40:
-                value -= 1 << shift
-            return value, pos
+    start = pos
+    value, pos = _uleb(data, pos)
+    if data[pos - 1] & 0x40:  # the sign bit of the last byte
+        value -= 1 << (7 * (pos - start))
+    return value, pos
 
 
 def _unit(obj: ElfObject, data: bytes, pos: int, relocs: dict[int, Relocation],
