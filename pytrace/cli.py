@@ -396,7 +396,8 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 def _trace(comp, opts: argparse.Namespace, params: list[str], compiler: Any, stdout: TextIO,  # type: ignore[no-untyped-def]
            stderr: TextIO) -> int:
-    from .runtime.session import Child, RunOptions, Session
+    from .runtime.child import Child
+    from .runtime.session import RunOptions, Session
     # Until the session takes over SIGINT/SIGTERM, both unwind through the
     # finally blocks below (and Session.__exit__), so nothing stays loaded.
     previous_term = signal.signal(signal.SIGTERM, _raise_terminated)

@@ -39,6 +39,7 @@ from ..output import text as out_text
 from ..records import dataclass, field
 from ..semantic.pipeline import Compilation
 from . import decode
+from .child import Child
 from .events import EventHandler, EventSink
 from .probes import attach_program
 
@@ -52,7 +53,7 @@ class RunOptions:
     json: bool = False
     unsafe: bool = False
     pid: int | None = None
-    child: "Child | None" = None
+    child: Child | None = None
     params: list[str] = field(default_factory=list)
     # -B: "line"/"none" flush every write, "full" never; None (default):
     # flush after each batch of events (and every write on a terminal).
@@ -61,86 +62,6 @@ class RunOptions:
     notify_out: TextIO | None = None
     # The forked LLVM child started by the command line (None: fork one when compiling).
     compiler: CompilerProcess | None = None
-
-
-@dataclass
-class Child:
-    """A command started by -c, held before exec until every probe is attached."""
-
-    pid: int
-    release_fd: int
-    reaped: bool = False
-
-    @classmethod
-    def spawn(cls, command: str) -> "Child":
-        import shlex
-        argv = shlex.split(command)
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child: wait for the go-ahead, then exec; never return into pytrace
-            try:
-                os.close(w)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                if os.read(r, 1):  # EOF: pytrace gave up before attaching
-                    os.execvp(argv[0], argv)
-            except OSError as exc:
-                os.write(2, f"pytrace: cannot run {argv[0]}: {exc.strerror}\n".encode())
-            except BaseException:
-                pass
-            finally:
-                os._exit(127)
-        os.close(r)
-        return cls(pid, w)
-
-    def release(self) -> None:
-        if self.release_fd >= 0:
-            os.write(self.release_fd, b"x")
-            os.close(self.release_fd)
-            self.release_fd = -1
-
-    def exited(self) -> bool:
-        if self.reaped:
-            return True
-        try:
-            pid, _status = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            self.reaped = True
-            return True
-        if pid == self.pid:
-            self.reaped = True
-        return self.reaped
-
-    def stop(self) -> None:
-        """End the child if it still runs (as bpftrace does when tracing stops
-        first): never started: SIGKILL; running: SIGTERM, then SIGKILL after
-        half a second.  Reaps it either way."""
-        import time
-        if self.reaped:
-            return
-        if self.release_fd >= 0:
-            os.close(self.release_fd)
-            self.release_fd = -1
-            self._signal(signal.SIGKILL)
-        elif not self.exited():
-            self._signal(signal.SIGTERM)
-            deadline = time.monotonic() + 0.5
-            while not self.exited() and time.monotonic() < deadline:
-                time.sleep(0.01)
-            if not self.exited():
-                self._signal(signal.SIGKILL)
-        if not self.reaped:
-            try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                pass
-            self.reaped = True
-
-    def _signal(self, signum: int) -> None:
-        try:
-            os.kill(self.pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 class Session:
@@ -284,7 +205,7 @@ class Session:
     def _resolve_symbol(self, kind: str, name: str, binary: str | None = None) -> int | None:
         # One implementation for --emit and runs: kernel symbols, cgroup
         # inodes and the ELF symbols of the probe's binary (uaddr()).
-        from ..codegen.llvm.calls import default_resolve
+        from ..kernel.addresses import default_resolve
         return default_resolve(kind, name, binary)
 
     def _func_names(self, layout: Layout) -> list[str]:

@@ -11,9 +11,10 @@ from types import SimpleNamespace
 import pytest
 
 from pytrace.bpf.elf import STT_FUNC, STT_OBJECT
-from pytrace.codegen.llvm.calls import _uaddr, default_resolve
+from pytrace.codegen.llvm.calls import _uaddr
 from pytrace.codegen.llvm.irgen import CodegenError
 from pytrace.frontend import ast
+from pytrace.kernel.addresses import default_resolve
 from pytrace.kernel.elfsyms import find_symbol
 from pytrace.semantic import types as T
 from tests.cprog import build_c

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 from llvmlite import ir
 
 from ...frontend import ast
+from ...kernel.addresses import default_resolve
 from ...semantic import types as T
 from ..layout import LOST_SLOT, EventLayout, type_size
 from .irgen import (BPF_F_USER_STACK, H_GET_CURRENT_CGROUP_ID, H_GET_CURRENT_COMM, H_GET_CURRENT_PID_TGID,
@@ -306,29 +307,6 @@ def _uaddr(lw: "Lowerer", e: ast.Call, t: T.Type) -> Val:
     if len(set(values)) > 1:  # one constant must not serve binaries that disagree
         raise CodegenError(f"uaddr(): '{arg.value}' has different addresses in {', '.join(lw.binaries)}", arg.span)
     return Val(t, reg=lw.g.const(values[0]))
-
-
-def default_resolve(kind: str, name: str, binary: str | None = None) -> int | None:
-    """kaddr()/cgroupid(), and uaddr() in ``binary``: the resolver of --emit
-    and of the runtime."""
-    import os
-    if kind == "uaddr":
-        from ...bpf.elf import ElfError
-        from ...kernel.elfsyms import find_symbol
-        try:
-            sym = find_symbol(binary, name) if binary else None
-        except (OSError, ElfError):
-            return None
-        return sym.vaddr if sym is not None else None
-    if kind == "kaddr":
-        from ...kernel.symbols import KernelSymbols
-        return KernelSymbols().address(name)
-    if kind == "cgroupid":
-        try:
-            return os.stat(name if name.startswith("/") else f"/sys/fs/cgroup/{name}").st_ino
-        except OSError:
-            return None
-    return None
 
 
 def _str(lw: "Lowerer", e: ast.Call) -> Val:
