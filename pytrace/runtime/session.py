@@ -44,6 +44,8 @@ from .events import EventHandler, EventSink
 from .probes import attach_program
 
 NOTIFY_ENV = "__BPFTRACE_NOTIFY_PROBES_ATTACHED"
+# Writes this long bypass Python's buffered writer (see Session._write_direct).
+DIRECT_WRITE_MIN = 4096
 
 
 @dataclass
@@ -423,11 +425,38 @@ class Session:
         if self.output_closed:
             return
         try:
-            self.out.write(text)
+            if len(text) >= DIRECT_WRITE_MIN and self._out_fd is not None:
+                self._write_direct(text)
+            else:
+                self.out.write(text)
             if self._flush_each:
                 self.out.flush()
         except BrokenPipeError:
             self._reader_gone()
+
+    @property
+    def _out_fd(self) -> int | None:
+        """The output's file descriptor, None for a stream without one."""
+        if not hasattr(self, "_out_fd_cached"):
+            try:
+                self._out_fd_cached: int | None = self.out.fileno()
+            except (AttributeError, OSError, ValueError):
+                self._out_fd_cached = None
+        return self._out_fd_cached
+
+    def _write_direct(self, text: str) -> None:
+        """A large write (a batch of printf lines) with os.write, resuming
+        after partial writes.  CPython 3.11's buffered writer drops the rest
+        of a large write when a signal handler runs while it is blocked on a
+        full pipe (Ctrl-C while the reader lags: the half-written line and
+        everything after it were lost without a word)."""
+        self.out.flush()
+        data = memoryview(text.encode(getattr(self.out, "encoding", None) or "utf-8",
+                                      getattr(self.out, "errors", None) or "strict"))
+        fd = self._out_fd
+        assert fd is not None
+        while data:
+            data = data[os.write(fd, data):]
 
     def _reader_gone(self) -> None:
         """The output's reader went away (pytrace ... | head): stop tracing
