@@ -24,7 +24,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import re
 import struct
 
@@ -281,6 +280,8 @@ def _read(path: str) -> str | None:
 
 def probe_all() -> Report:
     """Every feature, tried.  Needs root for most of the answers to be yes."""
+    import platform  # here, not at the top: ~4 ms that only --info needs
+
     from .. import __version__
     from ..bpf.syscalls import AttachType, MapType, ProgType
     r = Report()
