@@ -78,10 +78,21 @@ def tool_env(tool: str, extra: dict[str, str] | None = None, bytecode: bool = Tr
     return env
 
 
-def warm_pytrace() -> None:
+def warm_pytrace(pythonpath: str | None = None) -> None:
     """One throw-away run so the bytecode cache exists before timing."""
-    subprocess.run(pytrace_argv() + ["-e", "BEGIN { exit(); }"], env=tool_env("pytrace"),
+    subprocess.run(pytrace_argv() + ["-e", "BEGIN { exit(); }"],
+                   env=tool_env("pytrace", {"PYTHONPATH": pythonpath} if pythonpath else None),
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+
+
+def pytrace_tree(argv: Sequence[str]) -> str:
+    """The pytrace source tree to measure: ``--pytrace-path DIR``, else this
+    checkout (not whatever copy was last pip-installed, which the console
+    script would import otherwise); warmed by one throw-away run."""
+    path = os.path.abspath(argv[list(argv).index("--pytrace-path") + 1]) if "--pytrace-path" in argv \
+        else str(ROOT)
+    warm_pytrace(path)
+    return path
 
 
 def check_environment() -> None:

@@ -25,7 +25,6 @@ are counted (must be N) and its size reported.  N runs per tool (default
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,13 +68,8 @@ def main(argv: list[str]) -> None:
     B.check_environment()
     runs = int(argv[argv.index("--runs") + 1]) if "--runs" in argv else 5
     keys = int(argv[argv.index("--keys") + 1]) if "--keys" in argv else 100_000
-    pytrace_path = os.path.abspath(argv[argv.index("--pytrace-path") + 1]) if "--pytrace-path" in argv \
-        else str(B.ROOT)
+    pytrace_path = B.pytrace_tree(argv)
     summary = B.Summary()
-    # One throw-away run so the bytecode cache of the measured tree exists.
-    subprocess.run(B.pytrace_argv() + ["-e", "BEGIN { exit(); }"],
-                   env=B.tool_env("pytrace", {"PYTHONPATH": pytrace_path}),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     res: dict[str, list[tuple[float, int, int, int]]] = {tool: [] for tool in B.TOOLS}
     failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="map-print-") as tmp:

@@ -80,16 +80,12 @@ def measure(tool: str, script: str, w: B.Workload, calls: int, summary: B.Summar
 
 def main(argv: list[str]) -> None:
     B.check_environment()
-    # pytrace from this checkout (or --pytrace-path DIR), not whatever copy was
-    # last pip-installed, which the console script would import otherwise.
-    pytrace_path = os.path.abspath(argv[argv.index("--pytrace-path") + 1]) if "--pytrace-path" in argv \
-        else str(B.ROOT)
+    pytrace_path = B.pytrace_tree(argv)
     os.environ["PYTHONPATH"] = pytrace_path
     rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 5
     calls = int(argv[argv.index("--calls") + 1]) if "--calls" in argv else 2_000_000
     cpu = int(argv[argv.index("--cpu") + 1]) if "--cpu" in argv else max(os.sched_getaffinity(0))
     summary = B.Summary()
-    B.warm_pytrace()
     stats_before = open(B.BpfStats.PATH).read().strip()
     rows = []
     progs: dict[tuple[str, str], list[str]] = {}

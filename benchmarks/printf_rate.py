@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -163,13 +162,8 @@ def main(argv: list[str]) -> None:
     ramps = int(argv[argv.index("--ramps") + 1]) if "--ramps" in argv else 3
     burst_s = float(argv[argv.index("--burst") + 1]) if "--burst" in argv else 1.0
     tools = tuple(argv[argv.index("--tools") + 1].split(",")) if "--tools" in argv else B.TOOLS
-    pytrace_path = os.path.abspath(argv[argv.index("--pytrace-path") + 1]) if "--pytrace-path" in argv \
-        else str(B.ROOT)
+    pytrace_path = B.pytrace_tree(argv)
     summary = B.Summary()
-    # One throw-away run so the bytecode cache of the measured tree exists.
-    subprocess.run(B.pytrace_argv() + ["-e", "BEGIN { exit(); }"],
-                   env=B.tool_env("pytrace", {"PYTHONPATH": pytrace_path}),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     results: dict[str, list[list[dict[str, float]]]] = {tool: [] for tool in B.TOOLS}
     reported: dict[str, list[int | None]] = {tool: [] for tool in B.TOOLS}
     failed: dict[str, str] = {}

@@ -62,13 +62,9 @@ def measure(tool: str, script: str, summary: B.Summary) -> tuple[int, int, int, 
 
 def main(argv: list[str]) -> None:
     B.check_environment()
-    # pytrace from this checkout (or --pytrace-path DIR), not whatever copy was
-    # last pip-installed, which the console script would import otherwise.
-    pytrace_path = os.path.abspath(argv[argv.index("--pytrace-path") + 1]) if "--pytrace-path" in argv \
-        else str(B.ROOT)
+    pytrace_path = B.pytrace_tree(argv)
     os.environ["PYTHONPATH"] = pytrace_path
     summary = B.Summary()
-    B.warm_pytrace()
     rows = []
     details = []
     totals = {tool: 0 for tool in B.TOOLS}

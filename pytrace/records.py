@@ -269,13 +269,19 @@ class _CodeCache:
             pass  # a read-only home only costs the compile next time
 
 
-@lru_cache(maxsize=1)
-def _cache() -> _CodeCache:
+def marshal_cache_path(kind: str) -> str | None:
+    """``$XDG_CACHE_HOME/pytrace/<kind>-<python>.marshal`` (marshal data is
+    specific to one Python), or None when PYTRACE_NO_CACHE is set."""
     if os.environ.get("PYTRACE_NO_CACHE"):
-        return _CodeCache(None)
+        return None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     tag = sys.implementation.cache_tag or "python"
-    return _CodeCache(os.path.join(base, "pytrace", f"records-{tag}.marshal"))
+    return os.path.join(base, "pytrace", f"{kind}-{tag}.marshal")
+
+
+@lru_cache(maxsize=1)
+def _cache() -> _CodeCache:
+    return _CodeCache(marshal_cache_path("records"))
 
 
 def _compiled(src: str) -> Any:
@@ -288,4 +294,5 @@ def iter_fields(obj: Any) -> Iterator[tuple[str, Any]]:
         yield name, getattr(obj, name)
 
 
-__all__ = ["FrozenInstanceError", "MISSING", "Field", "dataclass", "field", "fields", "replace", "iter_fields"]
+__all__ = ["FrozenInstanceError", "MISSING", "Field", "dataclass", "field", "fields", "replace", "iter_fields",
+           "marshal_cache_path"]

@@ -27,6 +27,8 @@ import sys
 from functools import lru_cache
 from typing import Any
 
+from ..records import marshal_cache_path
+
 _FORMAT = 1
 # Entries beyond this many are dropped (the lexer of the grammar builds a
 # few dozen scanners at most; stale ones pile up only across grammar edits).
@@ -129,8 +131,4 @@ def _internals_present() -> bool:
 
 @lru_cache(maxsize=1)
 def regex_cache() -> RegexCache:
-    if os.environ.get("PYTRACE_NO_CACHE"):
-        return RegexCache(None)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    tag = sys.implementation.cache_tag or "python"
-    return RegexCache(os.path.join(base, "pytrace", f"regex-{tag}.marshal"))
+    return RegexCache(marshal_cache_path("regex"))
