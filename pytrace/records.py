@@ -159,28 +159,23 @@ def _source(cls: type, flds: dict[str, Field], eq: bool, frozen: bool) -> tuple[
     kw_params: list[str] = []
     body: list[str] = []
     for i, f in enumerate(flds.values()):
+        if f.default is not MISSING:
+            env[f"__d{i}"] = f.default
+        elif f.default_factory is not MISSING:
+            env[f"__f{i}"] = f.default_factory
         if not f.init:
-            # Not a parameter: set from its default or factory, if any.
+            # Not a parameter: set from its factory or default, if any.
             if f.default_factory is not MISSING:
-                env[f"__f{i}"] = f.default_factory
                 value = f"__f{i}()"
             elif f.default is not MISSING:
-                env[f"__d{i}"] = f.default
                 value = f"__d{i}"
             else:
                 continue
-            body.append(f"    __object_setattr(self, {f.name!r}, {value})" if frozen else f"    self.{f.name} = {value}")
-            continue
-        if f.default is not MISSING:
-            env[f"__d{i}"] = f.default
-            param = f"{f.name}=__d{i}"
-        elif f.default_factory is not MISSING:
-            env[f"__f{i}"] = f.default_factory
-            param = f"{f.name}=__MISSING"
         else:
-            param = f.name
-        (kw_params if f.kw_only else params).append(param)
-        value = f"__f{i}() if {f.name} is __MISSING else {f.name}" if f.default_factory is not MISSING else f.name
+            param = (f"{f.name}=__d{i}" if f.default is not MISSING else
+                     f"{f.name}=__MISSING" if f.default_factory is not MISSING else f.name)
+            (kw_params if f.kw_only else params).append(param)
+            value = f"__f{i}() if {f.name} is __MISSING else {f.name}" if f.default_factory is not MISSING else f.name
         body.append(f"    __object_setattr(self, {f.name!r}, {value})" if frozen else f"    self.{f.name} = {value}")
     _check_order(cls, params)
     if hasattr(cls, "__post_init__"):
