@@ -17,7 +17,8 @@ import struct
 from ..records import dataclass, field
 from .insn import INSN_SIZE
 from .maps import BpfMap
-from .syscalls import BPF_F_RDONLY_PROG, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, MapType
+from .syscalls import (BPF_F_RDONLY_PROG, BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC, BPF_PSEUDO_MAP_FD,
+                       BPF_PSEUDO_MAP_VALUE, MapType)
 
 # Section types, symbol types/bindings and special indices (ELF gABI).
 SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA = 0, 1, 2, 3, 4
@@ -39,6 +40,7 @@ _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 _RELA = struct.Struct("<QQq")
 _LD_IMM64 = 0x18  # BPF_LD | BPF_IMM | BPF_DW
+_CALL = 0x85  # BPF_JMP | BPF_CALL
 _IMM = struct.Struct("<i")
 
 MAP_SECTIONS = ("maps", ".maps")
@@ -210,21 +212,122 @@ def _parse(raw: bytes) -> ElfObject:
     return ElfObject(machine, sections, symbols, dynsyms, relocations, segments)
 
 
+@dataclass(frozen=True)
+class Linked:
+    """One program ready to load: its instructions and the subprograms
+    appended after its own code, as (first instruction, function name) in
+    instruction order (the kernel wants a BTF func_info record for each)."""
+
+    insns: bytes
+    subprogs: tuple[tuple[int, str], ...] = ()
+
+
 def link_program(obj: ElfObject, section_name: str, map_fds: dict[str, int],
                  data_maps: dict[str, int]) -> bytes:
-    """The instructions of ``section_name`` with every map reference resolved.
+    """The instructions of ``section_name`` with every reference resolved
+    (``link(...).insns``)."""
+    return link(obj, section_name, map_fds, data_maps).insns
+
+
+def link(obj: ElfObject, section_name: str, map_fds: dict[str, int], data_maps: dict[str, int]) -> Linked:
+    """Program ``section_name`` with every map reference resolved.
 
     ``map_fds`` maps map symbol names (globals in section "maps"/".maps") to
     fds; ``data_maps`` maps global-data section names to the fds of their
-    1-entry array maps (see ``create_data_maps``).  Raises ``LinkError`` for
-    anything else: calls into ``.text`` (R_BPF_64_32), extern symbols, data
-    in sections we do not map.
+    1-entry array maps (see ``create_data_maps``).  Each function of
+    ``.text`` the program calls (a BPF-to-BPF call) or takes the address of
+    (a callback of bpf_for_each_map_elem or bpf_loop), directly or through
+    another such function, is appended after the program's own code, as
+    libbpf does: only those, since the verifier refuses unreachable
+    instructions.  The program's own instructions keep their offsets, so a
+    verifier message's instruction index still points into the section.
+    Raises ``LinkError`` for anything else: extern symbols, data in sections
+    we do not map.
     """
     sec = obj.section(section_name)
     if not sec.flags & SHF_EXECINSTR:
         raise LinkError(f"section {section_name!r} holds no code")
+    text = _text_section(obj)
+    functions = _functions(obj, text) if text is not None else {}
     code = bytearray(sec.data)
-    for rel in obj.relocations.get(sec.index, []):
+    placed: dict[int, int] = {}          # function offset in .text -> its first instruction here
+    pieces: list[tuple[Section, int, int, int]] = [(sec, 0, sec.size, 0)]  # (section, start, end, placed at)
+    done = 0
+    while done < len(pieces):
+        psec, start, end, at = pieces[done]
+        done += 1
+        for target in _text_targets(obj, psec, start, end, code, at, text):
+            if target in placed:
+                continue
+            if target not in functions:
+                raise LinkError(f"{psec.name}: a reference into .text at byte {target} is not the start "
+                                f"of a function")
+            fname, size = functions[target]
+            placed[target] = len(code) // INSN_SIZE
+            assert text is not None
+            pieces.append((text, target, target + size, len(code)))
+            code += text.data[target: target + size]
+    for psec, start, end, at in pieces:
+        _relocate(obj, psec, start, end, at, code, map_fds, data_maps, text, placed)
+    subprogs = tuple(sorted((idx, functions[off][0]) for off, idx in placed.items()))
+    return Linked(bytes(code), subprogs)
+
+
+def _text_section(obj: ElfObject) -> Section | None:
+    for s in obj.sections:
+        if s.name == ".text" and s.flags & SHF_EXECINSTR and s.size:
+            return s
+    return None
+
+
+def _functions(obj: ElfObject, text: Section) -> dict[int, tuple[str, int]]:
+    """The functions of ``.text``: byte offset -> (name, size in bytes)."""
+    return {sym.value: (sym.name, sym.size) for sym in obj.symbols
+            if sym.shndx == text.index and sym.type == STT_FUNC and sym.size}
+
+
+def _rels_in(obj: ElfObject, sec: Section, start: int, end: int) -> list[Relocation]:
+    return [r for r in obj.relocations.get(sec.index, []) if start <= r.offset < end]
+
+
+def _text_targets(obj: ElfObject, sec: Section, start: int, end: int, code: bytearray, at: int,
+                  text: Section | None) -> list[int]:
+    """Byte offsets in ``.text`` of the functions that bytes [start, end) of
+    ``sec`` (copied to ``code`` at byte ``at``) call or take the address of:
+    through relocations, and (inside .text) calls without one, which LLVM
+    leaves for a static function of the same section."""
+    if text is None:
+        return []
+    out = []
+    relocated = set()
+    for rel in _rels_in(obj, sec, start, end):
+        if rel.symbol >= len(obj.symbols) or obj.symbols[rel.symbol].shndx != text.index:
+            continue
+        relocated.add(rel.offset)
+        sym = obj.symbols[rel.symbol]
+        pos = at + rel.offset - start
+        imm = _IMM.unpack_from(code, pos + 4)[0]
+        if rel.type == R_BPF_64_32:
+            out.append(sym.value + (imm + 1) * INSN_SIZE)
+        elif rel.type == R_BPF_64_64:
+            out.append((0 if sym.type == STT_SECTION else sym.value) + (rel.addend if rel.addend is not None
+                                                                          else imm))
+    if sec.index == text.index:
+        for off in range(start, end, INSN_SIZE):
+            pos = at + off - start
+            if off not in relocated and code[pos] == _CALL and code[pos + 1] >> 4 == BPF_PSEUDO_CALL:
+                out.append(off + (_IMM.unpack_from(code, pos + 4)[0] + 1) * INSN_SIZE)
+    return out
+
+
+def _relocate(obj: ElfObject, sec: Section, start: int, end: int, at: int, code: bytearray,
+              map_fds: dict[str, int], data_maps: dict[str, int], text: Section | None,
+              placed: dict[int, int]) -> None:
+    """Resolve the relocations of bytes [start, end) of ``sec``, copied to
+    ``code`` at byte ``at``; ``placed`` says where each appended function of
+    ``.text`` starts (in instructions)."""
+    section_name = sec.name
+    for rel in _rels_in(obj, sec, start, end):
         if rel.type == R_BPF_NONE:
             continue
         if rel.symbol >= len(obj.symbols):
@@ -234,37 +337,61 @@ def link_program(obj: ElfObject, section_name: str, map_fds: dict[str, int],
         where = f"{section_name}+{rel.offset:#x} (insn {rel.offset // INSN_SIZE})"
         target = obj.sections[sym.shndx].name if 0 < sym.shndx < len(obj.sections) else ""
         label = sym.name or target
-        if rel.type == R_BPF_64_32:
-            raise LinkError(f"{where}: call to {label!r} is a BPF-to-BPF call, which this linker "
-                            f"does not support; make the function always_inline")
-        if rel.type != R_BPF_64_64:
-            raise LinkError(f"{where}: unsupported relocation type {rel.type} against {label!r}")
-        if rel.offset % INSN_SIZE or rel.offset + 2 * INSN_SIZE > len(code):
-            raise LinkError(f"{where}: relocation is not on a whole ld_imm64 instruction")
-        if code[rel.offset] != _LD_IMM64:
-            raise LinkError(f"{where}: relocation against {label!r} is on opcode "
-                            f"{code[rel.offset]:#04x}, not ld_imm64")
+        pos = at + rel.offset - start
+        idx = pos // INSN_SIZE
+        if rel.offset % INSN_SIZE:
+            raise LinkError(f"{where}: relocation is not on a whole instruction")
         if sym.shndx == SHN_UNDEF:
             raise LinkError(f"{where}: {label!r} is an undefined (extern) symbol")
+        if rel.type == R_BPF_64_32:
+            if text is None or sym.shndx != text.index or code[pos] != _CALL:
+                raise LinkError(f"{where}: call to {label!r}, which is not a function in .text")
+            # libbpf: the callee is sym_off / 8 + imm + 1 instructions into
+            # .text (imm is -1 for a call to a global function).
+            dest = placed[sym.value + (_IMM.unpack_from(code, pos + 4)[0] + 1) * INSN_SIZE]
+            code[pos + 1] = (code[pos + 1] & 0x0F) | (BPF_PSEUDO_CALL << 4)
+            _IMM.pack_into(code, pos + 4, dest - idx - 1)
+            continue
+        if rel.type != R_BPF_64_64:
+            raise LinkError(f"{where}: unsupported relocation type {rel.type} against {label!r}")
+        if pos + 2 * INSN_SIZE > at + end - start:
+            raise LinkError(f"{where}: relocation is not on a whole ld_imm64 instruction")
+        if code[pos] != _LD_IMM64:
+            raise LinkError(f"{where}: relocation against {label!r} is on opcode "
+                            f"{code[pos]:#04x}, not ld_imm64")
         # The implicit addend of SHT_REL is in the first half's imm field.
-        addend = rel.addend if rel.addend is not None else _IMM.unpack_from(code, rel.offset + 4)[0]
+        addend = rel.addend if rel.addend is not None else _IMM.unpack_from(code, pos + 4)[0]
         if target in MAP_SECTIONS:
             if sym.type == STT_SECTION:
                 raise LinkError(f"{where}: reference into {target!r} by section, not by map name")
             if sym.name not in map_fds:
                 raise LinkError(f"{where}: no fd for map {sym.name!r}")
-            _patch(code, rel.offset, BPF_PSEUDO_MAP_FD, map_fds[sym.name], 0)
+            _patch(code, pos, BPF_PSEUDO_MAP_FD, map_fds[sym.name], 0)
         elif target.startswith(DATA_PREFIXES):
             if target not in data_maps:
                 raise LinkError(f"{where}: no array map for data section {target!r}")
             offset = (0 if sym.type == STT_SECTION else sym.value) + addend
             if not 0 <= offset < max(1, obj.sections[sym.shndx].size):
                 raise LinkError(f"{where}: offset {offset} is outside section {target!r}")
-            _patch(code, rel.offset, BPF_PSEUDO_MAP_VALUE, data_maps[target], offset)
+            _patch(code, pos, BPF_PSEUDO_MAP_VALUE, data_maps[target], offset)
+        elif text is not None and sym.shndx == text.index:
+            # A function's address (a helper's callback): BPF_PSEUDO_FUNC,
+            # its imm relative to the next instruction as for a call.
+            dest = placed[(0 if sym.type == STT_SECTION else sym.value) + addend]
+            _patch(code, pos, BPF_PSEUDO_FUNC, dest - idx - 1, 0)
         else:
             raise LinkError(f"{where}: cannot relocate against {label!r} in section "
-                            f"{target or sym.shndx!r}: only maps and .rodata/.data/.bss are supported")
-    return bytes(code)
+                            f"{target or sym.shndx!r}: only maps, .rodata/.data/.bss and .text "
+                            f"functions are supported")
+    if text is not None and sec.index == text.index:
+        # Calls between static functions of .text carry no relocation; their
+        # callee moved with the selection of functions: re-aim them.
+        relocated = {r.offset for r in _rels_in(obj, sec, start, end)}
+        for off in range(start, end, INSN_SIZE):
+            pos = at + off - start
+            if off not in relocated and code[pos] == _CALL and code[pos + 1] >> 4 == BPF_PSEUDO_CALL:
+                dest = placed[off + (_IMM.unpack_from(code, pos + 4)[0] + 1) * INSN_SIZE]
+                _IMM.pack_into(code, pos + 4, dest - pos // INSN_SIZE - 1)
 
 
 def _patch(code: bytearray, off: int, src: int, imm: int, imm2: int) -> None:

@@ -105,7 +105,8 @@ def error_line(log: str) -> str:
 
 def load_program(prog_type: int, insns: bytes, *, license: str = "GPL", name: str = "",
                  expected_attach_type: int = 0, attach_btf_id: int = 0, log_level: int = 1,
-                 log_size: int = 1 << 20, kern_version: int = 0, prog_flags: int = 0) -> int:
+                 log_size: int = 1 << 20, kern_version: int = 0, prog_flags: int = 0,
+                 btf_fd: int = 0, func_info: bytes = b"") -> int:
     """BPF_PROG_LOAD; returns the program fd.
 
     The first attempt runs without a log, like libbpf: a level-1 log costs
@@ -118,6 +119,10 @@ def load_program(prog_type: int, insns: bytes, *, license: str = "GPL", name: st
     program, or ``BpfPermissionError`` for EPERM with an empty log: the
     refusal came before verification (no privileges, or a program kind the
     kernel forbids, like fentry on this project's test kernel).
+
+    ``btf_fd`` and ``func_info`` (8-byte ``bpf_func_info`` records, see
+    progbtf.py) describe the program's functions; a program with a callback
+    subprogram needs them.
     """
     if len(insns) % INSN_SIZE or not insns:
         raise ValueError(f"instructions must be a non-empty multiple of 8 bytes, not {len(insns)}")
@@ -125,6 +130,7 @@ def load_program(prog_type: int, insns: bytes, *, license: str = "GPL", name: st
         raise ValueError(f"{len(insns) // INSN_SIZE} instructions exceed the kernel's {MAX_INSNS}")
     code = ctypes.create_string_buffer(insns, len(insns))
     lic = ctypes.create_string_buffer(license.encode())
+    finfo = ctypes.create_string_buffer(func_info, len(func_info)) if func_info else None
 
     def attempt(level: int, size: int) -> tuple[int, int, str, int]:
         log = ctypes.create_string_buffer(size) if level and size else None
@@ -135,6 +141,10 @@ def load_program(prog_type: int, insns: bytes, *, license: str = "GPL", name: st
             log_buf=ctypes.addressof(log) if log is not None else 0,
             kern_version=kern_version, prog_flags=prog_flags, prog_name=sanitize_name(name),
             expected_attach_type=expected_attach_type, attach_btf_id=attach_btf_id,
+            prog_btf_fd=btf_fd if finfo is not None else 0,
+            func_info_rec_size=8 if finfo is not None else 0,
+            func_info=ctypes.addressof(finfo) if finfo is not None else 0,
+            func_info_cnt=len(func_info) // 8,
         )
         for _ in range(_EAGAIN_RETRIES):
             fd, err = bpf_raw(BpfCmd.PROG_LOAD, attr)

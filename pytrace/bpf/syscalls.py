@@ -170,6 +170,7 @@ BPF_RB_FORCE_WAKEUP = 2
 BPF_PSEUDO_MAP_FD = 1
 BPF_PSEUDO_MAP_VALUE = 2
 BPF_PSEUDO_CALL = 1
+BPF_PSEUDO_FUNC = 4  # ld_imm64 of a subprogram's address (a helper's callback), kernel 5.13
 
 # Ring-buffer record header bits.
 BPF_RINGBUF_BUSY_BIT = 1 << 31

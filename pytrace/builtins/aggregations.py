@@ -45,8 +45,11 @@ def _hist(e: ast.Expr, ck: "Checker") -> T.Type:
         if n is None or not 0 <= n <= 5:
             ck.error("hist(): the second argument (sub-buckets per power of two) must be a constant 0 to 5",
                      e.args[1].span)
-        else:
-            bits = n
+        elif n:
+            # Log-linear buckets came with bpftrace 0.20; the output and the
+            # bucket function here are bpftrace 0.17's.
+            ck.error("hist(): sub-buckets (a second argument above 0) are not supported; use hist(n) or lhist()",
+                     e.args[1].span)
     return T.AggregationType(T.AggKind.HIST, bool(getattr(t, "signed", False)), (bits,))
 
 

@@ -220,7 +220,10 @@ def _cgroupid(e: ast.Expr, ck: "Checker") -> T.Type:
 def _macaddr(e: ast.Expr, ck: "Checker") -> T.Type:
     assert isinstance(e, ast.Call)
     t = ck.expr(e.args[0])
-    if not (t.is_integer() or isinstance(t, (T.PointerType, T.ArrayType))):
+    # A tracepoint's 'unsigned char addr[6]' is a char array, typed as a
+    # string here: its bytes are the address (bpftrace 0.17 accepts it).
+    if not (t.is_integer() or isinstance(t, (T.PointerType, T.ArrayType))
+            or (isinstance(t, T.StringType) and t.length >= 6)):
         ck.error(f"macaddr() needs a pointer or a 6-byte array, not {t}", e.args[0].span)
     return T.SymbolType(T.SymbolKind.MACADDR, 6)
 

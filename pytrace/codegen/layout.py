@@ -154,6 +154,9 @@ class Layout:
     stack_maps: dict[str, int] = field(default_factory=dict)   # 'pt_kstack'/'pt_ustack' -> depth
     time_formats: list[str] = field(default_factory=list)       # strftime() formats by index
     strlen: int = 64
+    # Bytes of the per-CPU scratch buffer (SCRATCH_MAP), 0 when no program
+    # needs one: room for what does not fit the 512-byte BPF stack.
+    scratch_size: int = 0
 
     def time_format(self, fmt: str) -> int:
         if fmt not in self.time_formats:
@@ -169,6 +172,9 @@ class Layout:
         if name not in self.probe_names:
             self.probe_names.append(name)
         return self.probe_names.index(name)
+
+
+SCRATCH_MAP = "pt_scratch"
 
 
 def counter_slots(layout: Layout) -> int:

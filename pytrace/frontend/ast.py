@@ -182,6 +182,7 @@ class Sizeof(Expr):
 class Offsetof(Expr):
     target: TypeSpec | Expr
     path: list[str]
+    offset: int | None = None  # bytes, found by the type checker
 
 
 # ---------------------------------------------------------------- statements

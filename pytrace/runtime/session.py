@@ -25,10 +25,11 @@ from ..bpf import attach as A
 from ..bpf import elf
 from ..bpf.maps import BpfMap
 from ..bpf.program import VerifierError, load_program, test_run
+from ..bpf.progbtf import ProgramBtf
 from ..bpf.ringbuf import RingBuffer
 from ..bpf.syscalls import PAGE_SIZE, online_cpus, possible_cpus
-from ..codegen.layout import COUNTERS_SECTION, MAP_ARRAY, MAP_RINGBUF, MAP_STACK_TRACE, RINGBUF_BYTES, \
-    STACK_MAP_ENTRIES, Layout, ValueKind, read_counters
+from ..codegen.layout import COUNTERS_SECTION, MAP_ARRAY, MAP_PERCPU_ARRAY, MAP_RINGBUF, MAP_STACK_TRACE, \
+    RINGBUF_BYTES, SCRATCH_MAP, STACK_MAP_ENTRIES, Layout, ValueKind, read_counters
 from ..codegen.llvm import module as M
 from ..codegen.llvm.calls import RINGBUF_MAP, start_ns
 from ..codegen.llvm.irgen import CodegenError
@@ -160,10 +161,13 @@ class Session:
         data_fds = {name: m.fd for name, m in self.data_maps.items()}
         license = str(comp.config.get("license", "GPL"))
         for spec in self.specs:
-            insns = elf.link_program(obj, f"pytrace/{spec.name}", fds, data_fds)
+            linked = elf.link(obj, f"pytrace/{spec.name}", fds, data_fds)
+            insns = linked.insns
+            btf = ProgramBtf.load(spec.name, list(linked.subprogs)) if linked.subprogs else None
             try:
                 fd = load_program(spec.prog_type, insns, license=license, name=spec.name[:15],
-                                  log_level=1)
+                                  log_level=1, btf_fd=btf.fd if btf else 0,
+                                  func_info=btf.records if btf else b"")
             except VerifierError as exc:
                 # Point at the statement the rejected instruction came from
                 # (compiled again with a line table: see runtime/rejection.py).
@@ -172,6 +176,9 @@ class Session:
                                         insns, exc.insn_index)
                 rejection.report(diags, exc, spec, node, verbose=self.options.verbose, err=self.err)
                 return False
+            finally:
+                if btf is not None:
+                    btf.close()  # the program holds its own reference
             self.prog_fds[spec.name] = fd
             if self.options.verbose:
                 self._describe_program(spec, fd)
@@ -196,6 +203,7 @@ class Session:
     def _codegen_options(self) -> dict[str, object]:
         child = self.options.child
         return {"params": self.options.params, "start_ns": self._start_ns, "ncpus": len(online_cpus()),
+                "possible_cpus": possible_cpus(),
                 "cpid": child.pid if child else 0, "resolve_symbol": self._resolve_symbol}
 
     @property
@@ -223,6 +231,8 @@ class Session:
             self.maps[ml.bpf_name] = BpfMap.create(ml.map_type, ml.key_size, ml.value_size, ml.max_entries,
                                                    ml.bpf_name, ml.flags)
         self.maps[RINGBUF_MAP] = BpfMap.create(MAP_RINGBUF, 0, 0, self.ring_bytes(), RINGBUF_MAP)
+        if layout.scratch_size:
+            self.maps[SCRATCH_MAP] = BpfMap.create(MAP_PERCPU_ARRAY, 4, layout.scratch_size, 1, SCRATCH_MAP)
         for name, depth in layout.stack_maps.items():
             self.maps[name] = BpfMap.create(MAP_STACK_TRACE, 4, 8 * 127, STACK_MAP_ENTRIES, name)
             del depth

@@ -432,6 +432,7 @@ class Checker:
         if isinstance(e, ast.Offsetof):
             st = self.type_of_spec(e.target) if isinstance(e.target, ast.TypeSpec) else self.type_or_expr(e.target)
             cur: T.Type | None = st
+            offset = 0
             for name in e.path:
                 struct = self._as_struct(cur)
                 if struct is None:
@@ -442,6 +443,8 @@ class Checker:
                     self.error(f"{struct} has no field '{name}'", e.span, hints=suggest(name, struct.field_names()))
                     return T.U64
                 cur = f.type
+                offset += f.offset
+            e.offset = offset
             return T.U64
         self.error(f"unsupported expression {type(e).__name__}", e.span)
         return T.I64

@@ -373,11 +373,11 @@ def run_prog(exe: str, n: int, linger_ms: int = 0, delay_ms: int = 0, spin_ms: i
 
 def pytrace_only(script: str, workload: Callable[[], None] | None = None, *, params: Iterable[object] = (),
                  tool_args: list[str] | None = None, wait_exit: bool = False, timeout: float = 30,
-                 rc: int | None = 0) -> str:
+                 rc: int | None = 0, settle: float = 0.3) -> str:
     """Run ``script`` under pytrace alone; return its output (without the
     'Attaching' line), after checking it started and exited cleanly."""
     r = run_both(script, workload, params=params, tool_args=tool_args, wait_exit=wait_exit, timeout=timeout,
-                 tools=("pytrace",))["pytrace"]
+                 settle=settle, tools=("pytrace",))["pytrace"]
     assert ready(r), f"pytrace did not start:\n{r.stdout}\n{r.stderr}"
     if rc is not None:
         assert r.rc == rc, f"pytrace exited {r.rc}:\n{r.stdout}\n{r.stderr}"

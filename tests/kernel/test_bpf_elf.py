@@ -14,10 +14,13 @@ from pytrace.bpf.elf import (
     ElfObject,
     LinkError,
     create_data_maps,
+    Linked,
+    link,
     link_program,
 )
 from pytrace.bpf.maps import BpfMap
-from pytrace.bpf.program import load_program, test_run
+from pytrace.bpf.program import VerifierError, load_program, test_run
+from pytrace.bpf.progbtf import ProgramBtf
 from pytrace.bpf.syscalls import BPF_F_RDONLY_PROG, BpfError, MapType, ProgType
 from tests.kernel.test_bpf_syscalls import TAG, bpf_clean  # noqa: F401
 
@@ -80,19 +83,52 @@ out:
 attributes #0 = { nounwind }
 """
 
-# A program calling a non-inlined function in .text: an R_BPF_64_32 relocation.
+# Two programs and three functions in .text.  raw_tp/call calls @triple
+# (an R_BPF_64_32 relocation), which calls @plus1 (a call inside .text:
+# no relocation); raw_tp/each passes @count_cb to bpf_for_each_map_elem
+# (an R_BPF_64_64 against a function: BPF_PSEUDO_FUNC).  @unused is in
+# .text too: a program that appended it would be refused ("unreachable insn").
 IR_CALL = r"""
 target datalayout = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
 target triple = "bpfel"
 
-define internal i64 @helper(i64 %x) #1 {
-  %y = mul i64 %x, 3
+@entries = global i64 0, section "maps", align 8
+
+define internal i64 @unused(i64 %x) #1 section ".text" {
+  %y = add i64 %x, 100
   ret i64 %y
+}
+define internal i64 @plus1(i64 %x) #1 section ".text" {
+  %y = add i64 %x, 1
+  ret i64 %y
+}
+define internal i64 @triple(i64 %x) #1 section ".text" {
+  %y = mul i64 %x, 3
+  %z = call i64 @plus1(i64 %y)
+  ret i64 %z
+}
+define internal i64 @count_cb(i8* %map, i8* %key, i8* %value, i8* %ctx) #1 section ".text" {
+  %p = bitcast i8* %ctx to i64*
+  %v = load i64, i64* %p
+  %n = add i64 %v, 1
+  store i64 %n, i64* %p
+  ret i64 0
 }
 define i64 @prog(i64* %ctx) #0 section "raw_tp/call" {
   %a = load volatile i64, i64* %ctx, align 8
-  %r = call i64 @helper(i64 %a)
+  %r = call i64 @triple(i64 %a)
   ret i64 %r
+}
+define i64 @each(i64* %ctx) #0 section "raw_tp/each" {
+  %n = alloca i64, align 8
+  store i64 0, i64* %n
+  %mp = bitcast i64* @entries to i8*
+  %np = bitcast i64* %n to i8*
+  %cb = bitcast i64 (i8*, i8*, i8*, i8*)* @count_cb to i8*
+  %foreach = inttoptr i64 164 to i64 (i8*, i8*, i8*, i64)*
+  %ret = call i64 %foreach(i8* %mp, i8* %cb, i8* %np, i64 0)
+  %c = load i64, i64* %n
+  ret i64 %c
 }
 attributes #0 = { nounwind }
 attributes #1 = { nounwind noinline }
@@ -166,8 +202,51 @@ def test_link_errors(obj: ElfObject) -> None:
     with pytest.raises(KeyError):
         link_program(obj, "nope", {}, {})
     called = ElfObject.from_bytes(compile_ir(IR_CALL))
-    with pytest.raises(LinkError, match="BPF-to-BPF call"):
-        link_program(called, "raw_tp/call", {}, {})
+    with pytest.raises(LinkError, match="no fd for map 'entries'"):
+        link_program(called, "raw_tp/each", {}, {})
+
+
+def _run_linked(linked: Linked, arg: int) -> int:
+    btf = ProgramBtf.load("prog", list(linked.subprogs)) if linked.subprogs else None
+    try:
+        fd = load_program(ProgType.RAW_TRACEPOINT, linked.insns, name=TAG + "sub",
+                          btf_fd=btf.fd if btf else 0, func_info=btf.records if btf else b"")
+    finally:
+        if btf is not None:
+            btf.close()
+    try:
+        return test_run(fd, arg.to_bytes(8, "little"))
+    finally:
+        os.close(fd)
+
+
+def test_link_subprogram_calls() -> None:
+    """A BPF-to-BPF call chain: only the functions reached are appended
+    (after the program's own instructions, which keep their offsets)."""
+    called = ElfObject.from_bytes(compile_ir(IR_CALL))
+    main = called.section("raw_tp/call")
+    linked = link(called, "raw_tp/call", {}, {})
+    assert [name for _, name in linked.subprogs] == ["triple", "plus1"]
+    assert linked.subprogs[0][0] == main.size // 8
+    assert linked.insns[:8] == main.data[:8]
+    for arg in (0, 5, 14):
+        assert _run_linked(linked, arg) == arg * 3 + 1
+
+
+def test_link_callback_for_each_map_elem() -> None:
+    """A helper's callback (BPF_PSEUDO_FUNC) with the func_info BTF the
+    verifier demands: bpf_for_each_map_elem counts the map's entries."""
+    called = ElfObject.from_bytes(compile_ir(IR_CALL))
+    with BpfMap.create(MapType.HASH, 8, 8, 64, TAG + "entries") as entries:
+        linked = link(called, "raw_tp/each", {"entries": entries.fd}, {})
+        assert [name for _, name in linked.subprogs] == ["count_cb"]
+        assert _run_linked(linked, 0) == 0
+        for k in range(7):
+            entries.update(k.to_bytes(8, "little"), bytes(8))
+        assert _run_linked(linked, 0) == 7
+        with pytest.raises(VerifierError, match="missing btf func_info"):
+            fd = load_program(ProgType.RAW_TRACEPOINT, linked.insns, name=TAG + "nobtf")
+            os.close(fd)
 
 
 def test_reader_rejects_non_elf() -> None:

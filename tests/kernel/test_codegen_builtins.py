@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from .difflib_pt import Devnull, build_cprog, getpid_n, open_n, pytrace_only
+from .difflib_pt import Devnull, build_cprog, getpid_n, open_n, pytrace_only, run_both, syscall
 
 pytestmark = pytest.mark.kernel
 
@@ -399,3 +399,92 @@ def test_all_syscall_enter_tracepoints_by_probe() -> None:
     assert "@[tracepoint:syscalls:sys_enter_getpid]: 7\n" in out
     assert "@[tracepoint:syscalls:sys_enter_getppid]: 3\n" in out
     assert "@[tracepoint:syscalls:sys_enter_getuid]: 4\n" in out
+
+
+# ------------------------------------------------------------------ len() and delete() of histograms
+
+def test_len_of_maps_counts_entries() -> None:
+    """len(@m) (bpf_for_each_map_elem with a callback subprogram) on a
+    hash, on a per-CPU max() map and after deletes, while the probe fires."""
+    def work() -> None:
+        for i in range(5):
+            open_n(f"/nonexistent/pytrace-len-{i}", 3)
+    out = pytrace_only('tracepoint:syscalls:sys_enter_openat /pid == $1/ { @f[str(args->filename)] = count(); '
+                       '@mx[str(args->filename)] = max(pid); @n = len(@f); @most = max(len(@mx)); } '
+                       'END { printf("len %d %d\\n", len(@f), len(@mx)); delete(@f["/nonexistent/pytrace-len-0"]); '
+                       'delete(@f["/nonexistent/pytrace-len-3"]); printf("after %d\\n", len(@f)); '
+                       'clear(@f); clear(@mx); }', work, params=[PID])
+    assert "len 5 5\nafter 3\n" in out
+    assert "@n: 5\n" in out and "@most: 5\n" in out
+
+
+def test_len_of_empty_map_and_of_a_histogram_is_refused() -> None:
+    out = pytrace_only('BEGIN { @a[1] = 1; delete(@a[1]); printf("%d\\n", len(@a)); exit(); }', wait_exit=True)
+    assert out.startswith("0\n")
+    r = run_both('BEGIN { @h[1] = hist(1); printf("%d\\n", len(@h)); exit(); }', None, wait_exit=True,
+                 tools=("pytrace",))["pytrace"]
+    assert r.rc == 1 and "len() of a hist/lhist map is not supported" in r.stderr
+
+
+def test_len_of_stacks_counts_frames() -> None:
+    """len(kstack) is the number of frames kstack prints, len(kstack(3)) is 3;
+    len(ustack) of a getpid() call from Python is above 0."""
+    out = pytrace_only('tracepoint:syscalls:sys_enter_getpid /pid == $1/ { printf("%d %d %d\\n", len(kstack), '
+                       'len(kstack(3)), len(ustack) > 0); @s = kstack; exit(); }', lambda: getpid_n(1),
+                       params=[PID])
+    first, _, rest = out.partition("\n")
+    n, three, user = map(int, first.split())
+    frames = [line for line in rest.splitlines() if line.startswith("        ") and line.strip()]
+    assert n == len(frames) > 3 and three == 3 and user == 1
+
+
+def test_delete_of_a_histogram_key_removes_all_its_buckets() -> None:
+    out = pytrace_only('BEGIN { @h[1] = hist(5); @h[1] = hist(100); @h[1] = hist(0); @h[1] = hist(-3); '
+                       '@h[1] = hist(1 << 40); @h[2] = hist(7); delete(@h[1]); '
+                       '@l["a"] = lhist(-5, 0, 100, 10); @l["a"] = lhist(55, 0, 100, 10); @l["a"] = lhist(1000, 0, 100, 10); '
+                       '@l["b"] = lhist(7, 0, 100, 10); delete(@l["a"]); '
+                       '@s = hist(5); @s = hist(100); delete(@s); exit(); }', wait_exit=True)
+    assert out == ("\n\n@h[2]: \n[4, 8)                 1 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|\n\n"
+                   "@l[b]: \n[0, 10)                1 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|\n\n"
+                   "\n")  # @s, emptied, prints as 0.17 prints an empty hist: an empty line
+
+
+def test_reading_per_cpu_aggregations_combines_every_cpu() -> None:
+    """min/max/avg maps read inside a probe (bpf_map_lookup_percpu_elem over
+    the possible CPUs) give what the map prints: events land on two CPUs."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.fail("this test needs two CPUs")
+
+    def work() -> None:
+        saved = os.sched_getaffinity(0)
+        fd = os.open("/dev/null", os.O_RDONLY)
+        try:
+            for cpu, off in ((cpus[0], 10), (cpus[1], 30), (cpus[0], 20), (cpus[1], -7)):
+                os.sched_setaffinity(0, {cpu})
+                os.lseek(fd, off, os.SEEK_SET) if off >= 0 else syscall(8, fd, off, 0)
+        finally:
+            os.close(fd)
+            os.sched_setaffinity(0, saved)
+    out = pytrace_only('tracepoint:syscalls:sys_enter_lseek /pid == $1/ { @mx = max((int64)args->offset); '
+                       '@mn = min((int64)args->offset); @a = avg((int64)args->offset); '
+                       'printf("%d %d %d %d\\n", cpu, @mx, @mn, @a); }', work, params=[PID])
+    lines = out.splitlines()[:4]
+    assert [int(line.split()[0]) for line in lines] == [cpus[0], cpus[1], cpus[0], cpus[1]]
+    assert [line.split(None, 1)[1] for line in lines] == ["10 10 10", "30 10 20", "30 10 20", "30 -7 13"]
+    assert "@a: 13\n" in out and "@mn: -7\n" in out and "@mx: 30\n" in out
+
+
+def test_address_of_fields() -> None:
+    """'&' of a field reached through a pointer, and of a tracepoint field:
+    the address it would be read from (bpftrace 0.17 cannot parse '&')."""
+    from .test_diff_probes import _bridge_fdb_add
+    out = pytrace_only('BEGIN { $t = (struct task_struct *)curtask; printf("%d %d %d %d\\n", str(&$t->comm) == comm, '
+                       '*(&$t->pid) == pid, (uint64)&$t->comm - (uint64)$t == offsetof(struct task_struct, comm), '
+                       'offsetof(struct task_struct, comm) > 0); exit(); }', wait_exit=True)
+    assert out.startswith("1 1 1 1\n")
+    out = pytrace_only('tracepoint:bridge:br_fdb_add /args->addr[0] == 0x02/ { printf("%s\\n", macaddr(&args->addr)); }',
+                       lambda: _bridge_fdb_add("02:aa:bb:cc:dd:0e"), settle=0.5)
+    assert out.startswith("02:AA:BB:CC:DD:0E\n")
+    r = run_both('BEGIN { $x = 1; printf("%p\\n", &$x); exit(); }', None, wait_exit=True, tools=("pytrace",))["pytrace"]
+    assert r.rc == 1 and "'&' of a variable or a map is not supported" in r.stderr

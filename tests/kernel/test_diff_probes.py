@@ -174,3 +174,28 @@ def test_dash_p(cprog: str) -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def _bridge_fdb_add(mac: str) -> None:
+    """One br_fdb_add event: a bridge in a network namespace of its own, a
+    static fdb entry for ``mac`` on its port, and the namespace removed."""
+    ns = f"ptbr{os.getpid()}"
+    steps = [["ip", "netns", "add", ns],
+             ["ip", "-n", ns, "link", "add", "br0", "type", "bridge"],
+             ["ip", "-n", ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+             ["ip", "-n", ns, "link", "set", "v0", "master", "br0"],
+             ["ip", "netns", "exec", ns, "bridge", "fdb", "add", mac, "dev", "v0", "master", "static"]]
+    try:
+        for argv in steps:
+            subprocess.run(argv, check=True, capture_output=True, timeout=20)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
+
+
+def test_macaddr_of_a_tracepoint_char_array() -> None:
+    """macaddr(args->addr) of 'unsigned char addr[6]' (pytrace also takes
+    &args->addr, which bpftrace 0.17 cannot parse)."""
+    script = ('tracepoint:bridge:br_fdb_add /args->addr[0] == 0x02/ { printf("%s\\n", macaddr(args->addr)); '
+              '@[macaddr(args->addr)] = count(); }')
+    compare(script, lambda: _bridge_fdb_add("02:11:22:a3:b4:c5"), expect=["02:11:22:A3:B4:C5"],
+            settle=0.5)

@@ -2310,6 +2310,14 @@ stdin:1:22: error: hist(): the second argument (sub-buckets per power of two) mu
 BEGIN { @x = hist(1, 6); }
                      ^
 '''),
+    ("agg-hist-sub-buckets",
+     r'BEGIN { @x = hist(1, 2); }',
+     {},
+     r'''
+stdin:1:22: error: hist(): sub-buckets (a second argument above 0) are not supported; use hist(n) or lhist()
+BEGIN { @x = hist(1, 2); }
+                     ^
+'''),
     ("agg-hist-variable-bits",
      r'BEGIN { @x = hist(1, pid); }',
      {},
@@ -2479,17 +2487,6 @@ BEGIN { @x = count(); } END { @x = sum(1); }
                                    ^~~~~~
 stdin:1:9: note: @x got its type here
 BEGIN { @x = count(); } END { @x = sum(1); }
-        ^~
-'''),
-    ("map-hist-bits-conflict",
-     r'BEGIN { @x = hist(1); } END { @x = hist(1, 2); }',
-     {},
-     r'''
-stdin:1:36: error: type mismatch for map @x: it holds hist_t(0) and cannot take hist_t(2)
-BEGIN { @x = hist(1); } END { @x = hist(1, 2); }
-                                   ^~~~~~~~~~
-stdin:1:9: note: @x got its type here
-BEGIN { @x = hist(1); } END { @x = hist(1, 2); }
         ^~
 '''),
     ("map-int-then-count",
@@ -3478,7 +3475,7 @@ GOOD: list[tuple[str, str, dict[str, Any]]] = [
      r'iter:task { $t = ctx; } iter:task_file { @p = path(0); }',
      {}),
     ("aggregations-all",
-     r'tracepoint:syscalls:sys_enter_read { @c = count(); @s = sum(args.count); @a = avg(args.count); @mn = min(args.count); @mx = max(args.count); @st = stats(args.count); @h = hist(args.count); @h2 = hist(args.count, 2); @l = lhist(args.count, 0, 1000, 10); }',
+     r'tracepoint:syscalls:sys_enter_read { @c = count(); @s = sum(args.count); @a = avg(args.count); @mn = min(args.count); @mx = max(args.count); @st = stats(args.count); @h = hist(args.count); @h2 = hist(args.count, 0); @l = lhist(args.count, 0, 1000, 10); }',
      {}),
     ("maps-tuple-keys",
      r'tracepoint:syscalls:sys_enter_openat { @[comm, pid] = count(); @t[(comm, pid)] = count(); @u[1, "a", 2] = 3; }',

@@ -17,10 +17,10 @@ from llvmlite import ir
 from ...frontend import ast
 from ...kernel.addresses import default_resolve
 from ...semantic import types as T
-from ..layout import LOST_SLOT, EventLayout, type_size
+from ..layout import LOST_SLOT, SCRATCH_MAP, EventLayout, type_size
 from .irgen import (BPF_F_USER_STACK, H_GET_CURRENT_CGROUP_ID, H_GET_CURRENT_COMM, H_GET_CURRENT_PID_TGID,
                     H_GET_CURRENT_TASK, H_GET_CURRENT_UID_GID, H_GET_NUMA_NODE_ID,
-                    H_GET_PRANDOM_U32, H_GET_SMP_PROCESSOR_ID, H_GET_STACKID, H_JIFFIES64, H_KTIME_GET_NS,
+                    H_GET_PRANDOM_U32, H_GET_SMP_PROCESSOR_ID, H_GET_STACK, H_GET_STACKID, H_JIFFIES64, H_KTIME_GET_NS,
                     read_helper, read_str_helper,
                     H_RINGBUF_RESERVE, H_RINGBUF_SUBMIT, H_SEND_SIGNAL, I1, I8, I8P, I32, I64, CodegenError,
                     Val)
@@ -93,6 +93,27 @@ def stack(lw: "Lowerer", e: ast.Expr, user: bool) -> Val:
     pid = g.b.lshr(g.helper(H_GET_CURRENT_PID_TGID, []), g.const(32)) if user else g.const(0)
     g.store_int(buf, 8, pid)
     return Val(t, ptr=buf)
+
+
+def _stack_len(lw: "Lowerer", e: ast.Expr) -> ir.Value:
+    """len(kstack), len(ustack): how many frames the stack has (at most its
+    limit).  bpf_get_stack (kernel 4.18) copies them to the per-CPU scratch
+    buffer, as 127 frames do not fit the 512-byte stack, and says how many
+    bytes it wrote."""
+    g = lw.g
+    t = e.ty
+    if not isinstance(t, T.StackType) or not isinstance(e, (ast.Ident, ast.Call)):
+        raise CodegenError("len() needs a map or kstack/ustack", e.span)
+    size = 8 * t.limit
+    lw.layout.scratch_size = max(lw.layout.scratch_size, size)
+    out = g.alloca_i64("frames")
+    g.b.store(g.const(0), out)
+    buf = g.map_lookup(SCRATCH_MAP, g.zeros(4))
+    with g.b.if_then(g.truth(buf)):
+        n = g.helper(H_GET_STACK, [g.ctx, buf, g.const(size), g.const(BPF_F_USER_STACK if t.user else 0)])
+        with g.b.if_then(g.b.icmp_signed(">", n, g.const(0))):
+            g.b.store(g.b.lshr(n, g.const(3)), out)
+    return g.b.load(out)
 
 
 # ---------------------------------------------------------------- events
@@ -262,6 +283,10 @@ def call(lw: "Lowerer", e: ast.Call) -> Val:
             assert isinstance(m, ast.Map)
             mapops.delete(lw, m, [e.args[1]])
         return Val(T.VOID, reg=g.const(0))
+    if name == "len" and isinstance(e.args[0], ast.Map) and e.args[0].keys is None:
+        return Val(t, reg=mapops.length(lw, e.args[0]))
+    if name == "len":
+        return Val(t, reg=_stack_len(lw, e.args[0]))
     if name == "has_key":
         m = e.args[0]
         assert isinstance(m, ast.Map)

@@ -84,6 +84,17 @@ class ProbeContext:
         raise CodegenError("retval is not available in this probe type")
 
     # ------------------------------------------------------------------
+    def field_address(self, g: ProgramGen, name: str) -> ir.Value:
+        """``&args.name``: the field's kernel address (inside the tracepoint's
+        record, which is kernel memory the probe_read helpers can read)."""
+        if self.kind == "tracepoint":
+            assert self.fmt is not None
+            f = self.fmt.field(name)
+            if f is None:
+                raise CodegenError(f"tracepoint field '{name}' not found")
+            return g.b.add(g.b.ptrtoint(g.ctx, I64), g.const(f.offset))
+        raise CodegenError("'&args.field' needs a tracepoint probe: the fields of other probes are not in memory")
+
     def field(self, g: ProgramGen, name: str, ty: T.Type, strlen: int) -> Val:
         """Read ``args.name``."""
         if self.kind == "tracepoint":

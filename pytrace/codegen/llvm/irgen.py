@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import zlib
 
+from typing import Callable
+
 from llvmlite import ir
 from llvmlite.ir.values import ArgumentAttributes
 
@@ -42,7 +44,7 @@ H_GET_STACKID, H_GET_CURRENT_TASK, H_GET_NUMA_NODE_ID = 27, 35, 42
 H_GET_CURRENT_CGROUP_ID, H_SEND_SIGNAL, H_PROBE_READ_USER, H_PROBE_READ_KERNEL = 80, 109, 112, 113
 H_PROBE_READ_USER_STR, H_PROBE_READ_KERNEL_STR, H_JIFFIES64 = 114, 115, 118
 H_RINGBUF_OUTPUT, H_RINGBUF_RESERVE, H_RINGBUF_SUBMIT, H_RINGBUF_DISCARD = 130, 131, 132, 133
-H_GET_FUNC_IP = 173
+H_GET_STACK, H_FOR_EACH_MAP_ELEM, H_GET_FUNC_IP, H_LOOP, H_MAP_LOOKUP_PERCPU_ELEM = 67, 164, 173, 181, 195
 
 # The original probe_read helpers pick user or kernel memory by the address
 # at run time (x86_64 has non-overlapping address spaces): used when the
@@ -317,6 +319,24 @@ class ProgramGen:
 
     def map_delete(self, bpf_name: str, key: ir.Value) -> ir.Value:
         return self.helper(H_MAP_DELETE, [self.map_ptr(bpf_name), key])
+
+    def callback(self, name: str, build: "Callable[[ir.IRBuilder, ir.Function], None]") -> ir.Value:
+        """The address (an i8*) of the module's subprogram ``name`` with the
+        callback signature of bpf_for_each_map_elem and bpf_loop
+        (``i64 (i8*, i8*, i8*, i8*)``; bpf_loop passes (index, ctx) in the
+        same registers), built by ``build(builder, fn)`` on first use.  It
+        lives in ``.text``, never inlined: the loader appends ``.text`` to
+        each program that takes its address (elf.link_program)."""
+        try:
+            fn = self.module.get_global(name)
+        except KeyError:
+            fn = ir.Function(self.module, ir.FunctionType(I64, [I8P, I8P, I8P, I8P]), name=name)
+            fn.linkage = "internal"
+            fn.section = ".text"
+            fn.attributes.add("nounwind")
+            fn.attributes.add("noinline")
+            build(ir.IRBuilder(fn.append_basic_block("entry")), fn)
+        return self.b.bitcast(fn, I8P)
 
     # -------------------------------------------------------------- globals
     def rodata(self, data: bytes) -> ir.Value:

@@ -247,10 +247,7 @@ class Lowerer:
         if isinstance(e, ast.Ternary):
             return self.ternary(e)
         if isinstance(e, ast.Cast):
-            v = self.expr(e.operand)
-            if v.reg is None:
-                raise CodegenError(f"cannot cast {v.ty}", e.span)
-            return Val(t, reg=self.narrow(v.reg, t))
+            return self.cast(e, t)
         if isinstance(e, ast.FieldAccess):
             return self.field(e)
         if isinstance(e, ast.TupleIndex):
@@ -270,9 +267,29 @@ class Lowerer:
             return self.tuple(e)
         if isinstance(e, ast.Sizeof):
             return Val(t, reg=g.const(self._sizeof(e)))
+        if isinstance(e, ast.Offsetof) and e.offset is not None:
+            return Val(t, reg=g.const(e.offset))
         if isinstance(e, ast.Index):
             return self.index(e)
         raise CodegenError(f"{type(e).__name__} expressions are not supported by the code generator yet", e.span)
+
+    def cast(self, e: ast.Cast, t: T.Type) -> Val:
+        """``(type)expr``: integers and pointers narrowed or widened; an
+        integer to an array of bytes of its size and back (bpftrace 0.19:
+        ``(uint8[8])n``, ``(uint64)$bytes``), in host (little-endian) order."""
+        g = self.g
+        v = self.expr(e.operand)
+        size = type_size(t)
+        if isinstance(t, T.ArrayType) and v.reg is not None and size in (1, 2, 4, 8):
+            buf = g.alloca(size)
+            g.store_int(buf, 0, v.reg, size)
+            return Val(t, ptr=buf)
+        if t.is_integer() and v.ptr is not None and isinstance(v.ty, T.ArrayType) \
+                and type_size(v.ty) == size and size in (1, 2, 4, 8):
+            return Val(t, reg=g.load_int(v.ptr, 0, size, bool(getattr(t, "signed", False))))
+        if v.reg is None:
+            raise CodegenError(f"cannot cast {v.ty} to {t}", e.span)
+        return Val(t, reg=self.narrow(v.reg, t))
 
     def _sizeof(self, e: ast.Sizeof) -> int:
         target = e.target
@@ -430,6 +447,8 @@ class Lowerer:
             tmp = g.alloca(8)
             g.probe_read(tmp, size, v, user=self._user_space(e.operand.ty))
             return Val(t, reg=g.load_int(tmp, 0, size, bool(getattr(t, "signed", False))))
+        if e.op == "&":
+            return Val(t, reg=self.address_of(e.operand))
         v = self.value(e.operand)
         if e.op == "-":
             return Val(t, reg=g.b.neg(v))
@@ -523,6 +542,29 @@ class Lowerer:
             v = g.load_int(p, 0, size, bool(getattr(t, "signed", False)))
             return Val(t, reg=self._bitfield(v, f))
         return Val(t, ptr=p)
+
+    def address_of(self, e: ast.Expr) -> ir.Value:
+        """``&expr`` for a field reached through a pointer (``&$p->f``,
+        ``&args.f`` of a tracepoint): the address the field would be read
+        from, read nothing.  bpftrace keeps ``&$var`` and ``&@map`` behind
+        its unstable_addr setting (0.24-0.25); they are refused here."""
+        g = self.g
+        if not isinstance(e, ast.FieldAccess):
+            raise CodegenError("'&' of a variable or a map is not supported: take the address of a field "
+                               "reached through a pointer ('&$p->field', '&args.field')", e.span)
+        if isinstance(e.operand, ast.Ident) and e.operand.name == "args":
+            return self.pctx.field_address(g, e.name)
+        base = self.expr(e.operand)
+        bt = base.ty
+        struct = bt.pointee if isinstance(bt, T.PointerType) else bt
+        if not isinstance(struct, T.StructType) or base.reg is None:
+            raise CodegenError("'&' needs a field reached through a pointer", e.span)
+        if struct.fields is None and self.env is not None:
+            struct = self.env.struct(struct.kind, struct.tag) or struct  # type: ignore[attr-defined]
+        f = struct.field(e.name)
+        if f is None:
+            raise CodegenError(f"{struct} has no field {e.name}", e.span)
+        return g.b.add(base.reg, g.const(f.offset))
 
     def _read_mem(self, addr: ir.Value, t: T.Type, f: T.Field, user: bool | None) -> Val:
         g = self.g

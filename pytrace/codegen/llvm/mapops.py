@@ -23,7 +23,8 @@ from llvmlite import ir
 from ...frontend import ast
 from ...semantic import types as T
 from ..layout import MIN_BIAS, MapLayout, ValueKind, mapfull_slot, storage_type, type_size
-from .irgen import BPF_ANY, BPF_NOEXIST, I8P, I64, CodegenError, Val, mem_size
+from .irgen import (BPF_ANY, BPF_NOEXIST, H_FOR_EACH_MAP_ELEM, H_MAP_LOOKUP_PERCPU_ELEM, I8P, I64, CodegenError,
+                    Val, mem_size)
 
 if TYPE_CHECKING:
     from .lower import Lowerer
@@ -292,11 +293,14 @@ def read(lw: "Lowerer", m: ast.Map, key: ir.Value | None = None) -> Val:
     g = lw.g
     ml = _layout(lw, m)
     t = m.ty or ml.value_type
-    if ml.kind in (ValueKind.MINMAX, ValueKind.AVG, ValueKind.HIST):
-        raise CodegenError(f"reading {ml.value_type} maps inside a probe is not supported yet", m.span,
+    agg = ml.value_type
+    if ml.kind is ValueKind.HIST or (isinstance(agg, T.AggregationType) and agg.kind is T.AggKind.STATS):
+        raise CodegenError(f"a {ml.value_type} map cannot be read inside a probe", m.span,
                            ["print the map instead: print(" + m.name + ")"])
     if key is None:
         key = build_key(lw, m, ml)
+    if ml.kind in (ValueKind.MINMAX, ValueKind.AVG):
+        return Val(t if t.is_integer() else T.I64, reg=_read_per_cpu(lw, ml, key))
     slot = g.map_lookup(ml.bpf_name, key)
     found = g.truth(slot)
     if ml.kind is ValueKind.ADD or (isinstance(t, T.IntType) and ml.value_size == 8):
@@ -316,6 +320,68 @@ def read(lw: "Lowerer", m: ast.Map, key: ir.Value | None = None) -> Val:
     return Val(t, ptr=buf)
 
 
+def _read_per_cpu(lw: "Lowerer", ml: MapLayout, key: ir.Value) -> ir.Value:
+    """The value of a per-CPU min/max/avg entry, combined over the CPUs in
+    the program as the runtime combines them when it prints (decode.py):
+    min/max the largest written slot (a min slot holds MIN_BIAS - value),
+    avg the sum of totals over the sum of counts, truncated toward zero; 0
+    for a missing entry.  bpf_map_lookup_percpu_elem (kernel 5.19) reads
+    each CPU's slot, in a loop over the possible CPUs."""
+    g = lw.g
+    agg = ml.value_type
+    assert isinstance(agg, T.AggregationType)
+    ncpus = int(lw.options.get("possible_cpus", 0) or lw.options.get("ncpus", 1))
+    pre = g.b.block
+    body = g.fn.append_basic_block("percpu.body")
+    done = g.fn.append_basic_block("percpu.done")
+    g.b.branch(body)
+    g.b.position_at_end(body)
+    cpu = g.b.phi(I64, name="cpu")
+    acc0 = g.b.phi(I64, name="acc0")   # best slot, or total
+    acc1 = g.b.phi(I64, name="acc1")   # any slot written, or count
+    for phi in (cpu, acc0, acc1):
+        phi.add_incoming(g.const(0), pre)
+    slot = g.helper(H_MAP_LOOKUP_PERCPU_ELEM, [g.map_ptr(ml.bpf_name), key, g.b.trunc(cpu, ir.IntType(32))],
+                    ret=I8P)
+    looked = g.b.block
+    with g.b.if_then(g.truth(slot)):
+        v0, v1 = g.load_int(slot, 0), g.load_int(slot, 8)
+        if ml.kind is ValueKind.MINMAX:
+            better = g.b.and_(g.b.icmp_unsigned("!=", v1, g.const(0)), g.b.icmp_signed(">", v0, acc0))
+            n0 = g.b.select(better, v0, acc0)
+            n1 = g.b.select(better, g.const(1), acc1)
+        else:
+            n0, n1 = g.b.add(acc0, v0), g.b.add(acc1, v1)
+        found = g.b.block
+    next0 = g.b.phi(I64)
+    next0.add_incoming(acc0, looked)
+    next0.add_incoming(n0, found)
+    next1 = g.b.phi(I64)
+    next1.add_incoming(acc1, looked)
+    next1.add_incoming(n1, found)
+    nxt = g.b.add(cpu, g.const(1))
+    tail = g.b.block
+    cpu.add_incoming(nxt, tail)
+    acc0.add_incoming(next0, tail)
+    acc1.add_incoming(next1, tail)
+    g.keep_loop(g.b.cbranch(g.b.icmp_unsigned("<", nxt, g.const(max(1, ncpus))), body, done))
+    g.b.position_at_end(done)
+    if ml.kind is ValueKind.MINMAX:
+        if agg.kind is T.AggKind.MIN:
+            # An unwritten (or all-zero) min reads 0, as it prints.
+            return g.b.select(g.b.icmp_unsigned("==", next0, g.const(0)), g.const(0),
+                              g.b.sub(g.const(MIN_BIAS), next0))
+        return next0
+    # total / count toward zero without sdiv (LLVM's BPF back end aborts on
+    # signed division below cpu v4): divide the magnitude, restore the sign.
+    negative = g.b.icmp_signed("<", next0, g.const(0))
+    magnitude = g.b.select(negative, g.b.neg(next0), next0)
+    safe = g.b.select(g.b.icmp_unsigned("==", next1, g.const(0)), g.const(1), next1)
+    q = g.b.udiv(magnitude, safe)
+    q = g.b.select(negative, g.b.neg(q), q)
+    return g.b.select(g.b.icmp_unsigned("==", next1, g.const(0)), g.const(0), q)
+
+
 def incdec(lw: "Lowerer", e: ast.IncDec, delta: int) -> Val:
     g = lw.g
     m = e.target
@@ -333,9 +399,44 @@ def incdec(lw: "Lowerer", e: ast.IncDec, delta: int) -> Val:
 def delete(lw: "Lowerer", m: ast.Map, keys: list[ast.Expr]) -> None:
     ml = _layout(lw, m)
     if ml.kind is ValueKind.HIST:
-        raise CodegenError("delete() of a hist/lhist element is not supported yet", m.span)
+        _delete_histogram(lw, m, ml, keys)
+        return
     key = build_key(lw, m, ml, keys)
     lw.g.map_delete(ml.bpf_name, key)
+
+
+def hist_buckets(agg: T.Type) -> int:
+    """How many bucket indices a hist/lhist uses (log2_bucket: 0..33;
+    linear_bucket: 0..1 + (max - min) / step)."""
+    assert isinstance(agg, T.AggregationType)
+    if agg.kind is T.AggKind.HIST:
+        return 34
+    lo, hi, step = agg.params[:3]
+    return 2 + (hi - lo) // step
+
+
+def _delete_histogram(lw: "Lowerer", m: ast.Map, ml: MapLayout, keys: list[ast.Expr]) -> None:
+    """delete(@h[k]) of a hist/lhist: every bucket of key k, so the whole
+    histogram goes (bpftrace 0.17 deletes one bucket, whichever its stack
+    slot happened to hold: not reproduced).  A loop over the bucket indices
+    with the key built once and its bucket word rewritten; kept a loop (up
+    to 1,002 trips for lhist), which the verifier walks trip by trip."""
+    g = lw.g
+    key = build_key(lw, m, ml, keys, bucket=g.const(0))
+    n = hist_buckets(ml.value_type)
+    pre = g.b.block
+    body = g.fn.append_basic_block("delhist.body")
+    done = g.fn.append_basic_block("delhist.done")
+    g.b.branch(body)
+    g.b.position_at_end(body)
+    i = g.b.phi(I64, name="bucket")
+    i.add_incoming(g.const(0), pre)
+    g.store_int(key, ml.user_key_size, i)
+    g.map_delete(ml.bpf_name, key)
+    nxt = g.b.add(i, g.const(1))
+    i.add_incoming(nxt, g.b.block)
+    g.keep_loop(g.b.cbranch(g.b.icmp_unsigned("<", nxt, g.const(n)), body, done))
+    g.b.position_at_end(done)
 
 
 def has_key(lw: "Lowerer", m: ast.Map, keys: list[ast.Expr]) -> ir.Value:
@@ -343,3 +444,34 @@ def has_key(lw: "Lowerer", m: ast.Map, keys: list[ast.Expr]) -> ir.Value:
     key = build_key(lw, m, ml, keys)
     slot = lw.g.map_lookup(ml.bpf_name, key)
     return lw.g.b.zext(lw.g.truth(slot), I64)
+
+
+COUNT_CALLBACK = "pt_count_elem"
+
+
+def _count_elem(b: ir.IRBuilder, fn: ir.Function) -> None:
+    """The callback of len(): ``*(u64 *)ctx += 1``, and 0 to go on.  An
+    atomic add, not a load and a store: the verifier then knows nothing of
+    the counter (a stack slot written by an atomic op is unknown), so its
+    walk of the callback converges at once.  Tracked as the constants 0, 1,
+    2, ... a counter that the program later compares would make every walk
+    a new state, until the 1M-instruction limit (seen on 6.18)."""
+    p = b.bitcast(fn.args[3], I64.as_pointer())
+    b.atomic_rmw("add", p, ir.Constant(I64, 1), "monotonic")
+    b.ret(ir.Constant(I64, 0))
+
+
+def length(lw: "Lowerer", m: ast.Map) -> ir.Value:
+    """len(@m): its entries, counted by bpf_for_each_map_elem (kernel 5.13)
+    calling a callback subprogram with a counter on the stack, as bpftrace
+    does (a hash map keeps no count a program can read)."""
+    g = lw.g
+    ml = _layout(lw, m)
+    if ml.kind is ValueKind.HIST:
+        raise CodegenError("len() of a hist/lhist map is not supported: each bucket is an entry of its own",
+                           m.span)
+    n = g.alloca(8)
+    g.store_int(n, 0, g.const(0))
+    g.helper(H_FOR_EACH_MAP_ELEM, [g.map_ptr(ml.bpf_name), g.callback(COUNT_CALLBACK, _count_elem), n,
+                                   g.const(0)])
+    return g.load_int(n, 0)
