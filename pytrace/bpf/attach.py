@@ -49,6 +49,7 @@ from .syscalls import (
 )
 
 _UPROBE_PMU = "/sys/bus/event_source/devices/uprobe"
+_KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
 _FORMAT_BITS = re.compile(r"config:(\d+)(?:-(\d+))?")
 # Most threads close_all uses: the part of each close outside event_mutex
 # overlaps, the part inside does not, so more threads stop helping quickly.
@@ -276,6 +277,28 @@ def attach_uprobe(prog_fd: int, path: str, offset: int, *, retprobe: bool = Fals
     # A process-wide event takes cpu=-1; a system-wide one needs a CPU, and
     # cpu 0 suffices because the program runs from the probe handler on any CPU.
     return _open_and_attach(prog_fd, attr, pid, -1 if pid >= 0 else 0, what, PerfEventAttachment)
+
+
+def attach_kprobe(prog_fd: int, func: str | None, offset: int = 0, *, retprobe: bool = False,
+                  address: int | None = None) -> PerfEventAttachment:
+    """Attach a KPROBE program to a kprobe (or kretprobe) on kernel function
+    ``func`` + ``offset``, or at ``address``, through the kprobe PMU (Linux
+    4.17): config1 points at the name (0 for an address), config2 holds the
+    offset (or the address)."""
+    pmu_type = _pmu_type(_KPROBE_PMU, "kprobe")
+    config = 0
+    if retprobe:
+        bit = _format_shift(_KPROBE_PMU, "retprobe")
+        if bit is None:
+            raise make_error(errno.ENOENT, "perf_event_open",
+                             f"the kprobe PMU has no retprobe format (no {_KPROBE_PMU}/format/retprobe)")
+        config |= 1 << bit
+    cname = ctypes.create_string_buffer(func.encode()) if func else None  # alive across the call
+    attr = PerfEventAttr(type=pmu_type, config=config, config1=ctypes.addressof(cname) if cname else 0,
+                         config2=address if address is not None else offset, sample_period=1, wakeup_events=1)
+    where = f"{address:#x}" if address is not None else (func or "") + (f"+{offset}" if offset else "")
+    what = f"{'kretprobe' if retprobe else 'kprobe'} {where}"
+    return _open_and_attach(prog_fd, attr, -1, 0, what, PerfEventAttachment)
 
 
 _BP_MODES = {"r": HW_BREAKPOINT_R, "w": HW_BREAKPOINT_W, "rw": HW_BREAKPOINT_RW,

@@ -252,6 +252,17 @@ def _btf_ids() -> dict[str, int]:
     return ids
 
 
+def fentry_works() -> tuple[bool, str]:
+    """Whether the kernel loads an fentry program (on vfs_read): (ok, why not).
+    Some kernels refuse BPF_PROG_TYPE_TRACING outright (EPERM before the
+    verifier), whatever BTF says."""
+    from ..bpf.syscalls import AttachType, ProgType
+    tid = _btf_ids().get("fentry")
+    if tid is None:
+        return False, "the kernel has no BTF for its functions"
+    return try_load(ProgType.TRACING, expected_attach_type=AttachType.TRACE_FENTRY, attach_btf_id=tid)
+
+
 def _capabilities() -> str:
     try:
         with open("/proc/self/status", encoding="ascii") as fh:

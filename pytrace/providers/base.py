@@ -1,15 +1,26 @@
 """The provider interface: what every probe type module implements.
 
-A provider owns its attach-point syntax (the grammar hands it the raw text),
-wildcard expansion, the symbols it adds to a probe (``args``, ``argN``,
-``retval``, ``func``) and, in later stages, program type, attach and detach.
+A provider owns everything about its probe type:
+
+* its attach-point syntax (the grammar hands it the raw text) and wildcard
+  expansion (``resolve``), and the symbols it adds to a probe (``args``,
+  ``argN``, ``retval``, ``func``) in the ``ResolvedAttach`` it returns;
+* how its program is built and loaded (``program``: the context the code
+  generator reads arguments through, the BPF program type, the BTF type it
+  is attached to);
+* attaching and detaching (``attach`` returns ``bpf.attach`` objects whose
+  ``close()`` detaches);
+* listing (``list_probes`` for ``-l``, ``describe`` for ``-lv``).
+
 Adding a probe type means adding one module and listing it in ``registry``.
+The runtime imports (``bpf.attach``) happen inside ``attach`` so that the
+front end, which imports every provider, does not pay for them.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..diagnostics import Diagnostics, suggest
 from ..frontend.ast import AttachPoint
@@ -17,6 +28,14 @@ from ..kernel.info import KernelInfo
 from ..records import dataclass, field
 from ..semantic.types import StructType, Type
 from ..source import Span
+
+if TYPE_CHECKING:
+    from ..bpf.attach import Attachment
+
+# Program types and attach types (include/uapi/linux/bpf.h), repeated here so
+# that the front end need not import the bpf(2) layer.
+PROG_KPROBE, PROG_TRACEPOINT, PROG_PERF_EVENT, PROG_RAW_TRACEPOINT, PROG_TRACING = 2, 5, 7, 17, 26
+ATTACH_TRACE_RAW_TP, ATTACH_TRACE_FENTRY, ATTACH_TRACE_FEXIT, ATTACH_TRACE_ITER = 23, 24, 25, 28
 
 
 @dataclass
@@ -47,6 +66,38 @@ class ResolvedAttach:
     detail: dict[str, Any] = field(default_factory=dict)  # provider-specific parameters
 
 
+@dataclass(frozen=True)
+class ProgramShape:
+    """How the program of one attach point is built, loaded and run.
+
+    ``kind`` groups programs for the runtime (``begin``/``end`` run once
+    with BPF_PROG_TEST_RUN, ``iter`` is read, the rest are attached);
+    ``context`` is how the code generator reads ``args``, ``argN`` and
+    ``retval`` (codegen/llvm/context.py): ``raw`` (nothing), ``tracepoint``
+    (a tracefs record), ``regs`` (struct pt_regs), ``perf``
+    (bpf_perf_event_data), ``rawtp`` (u64 arguments), ``btf`` (u64
+    arguments typed from BTF: tp_btf, fentry/fexit), ``iter`` (an
+    iterator's context struct).  ``btf_type`` names the kernel BTF type
+    whose id is the program's attach_btf_id (``(kind, name)``)."""
+
+    kind: str
+    context: str
+    prog_type: int
+    expected_attach_type: int = 0
+    btf_type: tuple[str, str] | None = None
+    user: bool = False        # bare addresses are user memory (uprobes, usdt)
+
+
+@dataclass
+class AttachEnv:
+    """What attaching needs from the session: tracefs (mounted on first
+    use), the process to trace (``-p`` or the ``-c`` child) and where the
+    ``-c`` child's binary is."""
+
+    tracefs_root: Callable[[], str]
+    pid: int | None = None
+
+
 class Provider(abc.ABC):
     """One probe type."""
 
@@ -58,6 +109,9 @@ class Provider(abc.ABC):
 
     # Most parts an attach point of this type has, the provider name included.
     max_parts: int = 3
+    # Whether 'pytrace -l' (everything, or a provider glob) includes this
+    # type; those that need a binary or an address only list when named.
+    listed_by_default: bool = True
 
     def resolve(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         """Parse ``parts`` (the attach point split on ':'; parts[0] is the
@@ -74,6 +128,28 @@ class Provider(abc.ABC):
     def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         """``resolve`` for an attach point with at most ``max_parts`` parts."""
 
+    def program(self, a: ResolvedAttach) -> ProgramShape:
+        """How ``a``'s program is built and loaded."""
+        raise NotImplementedError(f"{self.name} probes are not supported by the code generator yet")
+
+    def attach(self, a: ResolvedAttach, prog_fd: int, env: AttachEnv) -> list["Attachment"]:
+        """Attach program ``prog_fd`` to ``a``; every failure is an
+        EnvironmentProblem of one sentence (closing what it attached)."""
+        from ..errors import EnvironmentProblem
+        raise EnvironmentProblem(f"cannot attach {a.target}: {self.name} probes are not supported yet", None)
+
+    def list_probes(self, rest_glob: str, lister: "ListEnv") -> list[str]:
+        """``pytrace -l``: every probe of this type matching ``rest_glob``
+        (what follows ``provider:``; providers may list more, the caller
+        filters), as full lines in bpftrace's format."""
+        lister.warn(f"{self.name} probes cannot be listed")
+        return []
+
+    def describe(self, line: str, lister: "ListEnv") -> list[str]:
+        """``pytrace -lv``: the arguments of one listed probe, one per line
+        (``type name``), in bpftrace's format."""
+        return []
+
     # Helpers shared by the provider modules -------------------------------
     def usage(self) -> str:
         return f"{self.name}:..."
@@ -84,6 +160,15 @@ class Provider(abc.ABC):
         part at fault (the whole attach point by default)."""
         env.diags.error(problem, span or ap.span, hints=[f"the form is {self.usage()}"])
         return []
+
+
+@dataclass
+class ListEnv:
+    """What listing needs: ``-p PID`` and where to say why something cannot
+    be listed."""
+
+    pid: int | None = None
+    warn: Callable[[str], None] = field(default=lambda msg: None)
 
 
 def split_attach_point(raw: str) -> list[str]:

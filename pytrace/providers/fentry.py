@@ -11,7 +11,8 @@ import fnmatch
 from ..frontend.ast import AttachPoint
 from ..kernel.info import has_wildcard
 from ..semantic.types import Field, StructType, U64, VoidType
-from .base import Provider, ResolveEnv, ResolvedAttach, not_found
+from .base import (ATTACH_TRACE_FENTRY, ATTACH_TRACE_FEXIT, PROG_TRACING, AttachEnv, ListEnv, ProgramShape,
+                   Provider, ResolveEnv, ResolvedAttach, not_found)
 
 
 class FentryProvider(Provider):
@@ -21,6 +22,48 @@ class FentryProvider(Provider):
 
     def usage(self) -> str:
         return f"{self.name}:function or {self.name}:module:function"
+
+    def program(self, a: ResolvedAttach) -> ProgramShape:
+        # BPF_PROG_TYPE_TRACING at the function's BTF id: the arguments are
+        # u64 slots, typed by BTF (context 'btf'); fexit has the return value
+        # in the slot after the last argument.
+        return ProgramShape("fentry", "btf", PROG_TRACING,
+                            ATTACH_TRACE_FEXIT if self.is_return else ATTACH_TRACE_FENTRY,
+                            btf_type=("func", str(a.detail["func"])))
+
+    def attach(self, a: ResolvedAttach, prog_fd: int, env: AttachEnv) -> list:  # type: ignore[type-arg]
+        from ..bpf.attach import attach_raw_tracepoint
+        return [attach_raw_tracepoint(prog_fd, None)]  # the trampoline: target fixed at load time
+
+    def list_probes(self, rest_glob: str, lister: ListEnv) -> list[str]:
+        """Every kernel function BTF describes (what fentry can attach to),
+        when the kernel loads fentry programs at all."""
+        from ..kernel.features import fentry_works
+        ok, why = fentry_works()
+        if not ok:
+            lister.warn(f"{self.name} probes are not listed: this kernel does not load them ({why}); "
+                        "try 'rawtracepoint:*'")
+            return []
+        try:
+            from ..kernel.btf import Btf
+            return [f"{self.name}:{n}" for n in sorted(set(Btf.load().func_names()))]
+        except Exception as exc:  # no BTF
+            lister.warn(f"cannot list {self.name} probes: no kernel BTF ({exc})")
+            return []
+
+    def describe(self, line: str, lister: ListEnv) -> list[str]:
+        try:
+            from ..kernel.btf import Btf
+            proto = Btf.load().func(line.rpartition(":")[2])
+        except Exception:  # no BTF
+            return []
+        if proto is None:
+            return []
+        params, ret = proto
+        out = [f"{t} {n}" for n, t in params]
+        if self.is_return:
+            out.append(f"{ret} retval")
+        return out
 
     def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         if len(parts) not in (2, 3) or not parts[-1]:

@@ -8,11 +8,17 @@ only checks the syntax.
 
 from __future__ import annotations
 
+import os
 import re
 
 from ..frontend.ast import AttachPoint
 from ..semantic.types import U64
-from .base import Provider, ResolveEnv, ResolvedAttach, parse_int, part_span
+from typing import Callable
+
+from .base import (PROG_KPROBE, AttachEnv, ListEnv, ProgramShape, Provider, ResolveEnv, ResolvedAttach, parse_int,
+                   part_span)
+
+KPROBE_PMU = "/sys/bus/event_source/devices/kprobe/type"
 
 _FUNC = re.compile(r"^[A-Za-z_.*?\[\]][A-Za-z0-9_.*?\[\]]*$")
 
@@ -24,6 +30,46 @@ class KprobeProvider(Provider):
 
     def usage(self) -> str:
         return f"{self.name}:function, {self.name}:function+offset or {self.name}:module:function"
+
+    def program(self, a: ResolvedAttach) -> ProgramShape:
+        # BPF_PROG_TYPE_KPROBE loads even where CONFIG_KPROBES is off (the
+        # uprobes' program type): only attaching needs the kprobe PMU.
+        return ProgramShape("kprobe", "regs", PROG_KPROBE)
+
+    def attach(self, a: ResolvedAttach, prog_fd: int, env: AttachEnv) -> list:  # type: ignore[type-arg]
+        from ..errors import EnvironmentProblem
+        d = a.detail
+        if not os.path.exists(KPROBE_PMU):
+            # One sentence, no separate hint: what is missing and what to use instead.
+            instead = kprobe_alternative(str(d.get("func") or ""), env.tracefs_root, exit=self.is_return)
+            raise EnvironmentProblem(f"cannot attach {a.target}: this kernel has no kprobes "
+                                     f"(CONFIG_KPROBES is off), so trace {instead}")
+        from ..bpf.attach import attach_kprobe
+        from ..bpf.syscalls import BpfError
+        func = str(d["func"]) if d.get("address") is None else None
+        try:
+            return [attach_kprobe(prog_fd, func, int(d.get("offset") or 0), retprobe=self.is_return,
+                                  address=d.get("address"))]
+        except BpfError as exc:
+            raise EnvironmentProblem(f"cannot attach {a.target}: {exc.message}",
+                                     "the function may be inlined, static or marked notrace; "
+                                     "list what can be probed with: pytrace -l 'kprobe:*'") from None
+
+    def list_probes(self, rest_glob: str, lister: ListEnv) -> list[str]:
+        """Traceable functions as the kernel lists them (bpftrace reads
+        available_filter_functions too)."""
+        if not os.path.exists(KPROBE_PMU):
+            lister.warn(f"this kernel has no kprobes (CONFIG_KPROBES is off), so there are no {self.name}s to "
+                        "list: try 'tracepoint:*' or 'rawtracepoint:*'")
+            return []
+        from ..kernel import tracefs
+        try:
+            with open(os.path.join(tracefs.tracefs_root(), "available_filter_functions"), errors="replace") as fh:
+                names = {line.split()[0] for line in fh if line.strip()}
+        except OSError as exc:
+            lister.warn(f"cannot list {self.name}s: available_filter_functions: {exc.strerror or exc}")
+            return []
+        return [f"{self.name}:{n}" for n in sorted(names)]
 
     def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         if len(parts) not in (2, 3) or not parts[-1]:
@@ -54,3 +100,27 @@ class KretprobeProvider(KprobeProvider):
     name = "kretprobe"
     aliases = ("kr",)
     is_return = True
+
+
+def kprobe_alternative(func: str, tracefs_root: "Callable[[], str] | None" = None, *, exit: bool = False) -> str:
+    """What to trace instead of a kprobe on ``func``, ending with "instead":
+    a tracepoint of the same name if one exists (``tcp_retransmit_skb``), the
+    syscall's tracepoint for a syscall entry point (``__x64_sys_openat``,
+    ``do_sys_openat2``; its sys_exit_ one for a kretprobe), else a pointer
+    to the list of tracepoints."""
+    from ..kernel import tracefs
+    try:
+        root = tracefs_root() if tracefs_root is not None else tracefs.tracefs_root()
+        events = tracefs.list_tracepoints(root)
+    except Exception:  # no tracefs: only the generic advice
+        events = []
+    names = {ev: cat for cat, ev in events}
+    if func in names:
+        return f"tracepoint:{names[func]}:{func} instead"
+    side = "exit" if exit else "enter"
+    m = re.match(r"^(?:__x64_sys_|__ia32_sys_|__se_sys_|__do_sys_|do_sys_|ksys_|sys_)(\w+?)(?:2)?$", func)
+    if m:
+        for cand in (m.group(1), func.split("sys_", 1)[1]):
+            if f"sys_{side}_{cand}" in names:
+                return f"tracepoint:syscalls:sys_{side}_{cand} instead"
+    return "a tracepoint instead (list them with: pytrace -l 'tracepoint:*')"

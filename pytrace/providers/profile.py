@@ -7,8 +7,9 @@ show what each CPU was doing.
 from __future__ import annotations
 
 from ..frontend.ast import AttachPoint
-from .base import Provider, ResolveEnv, ResolvedAttach, part_span
-from .timers import parse_rate, period_ns
+from .base import (PROG_PERF_EVENT, AttachEnv, ListEnv, ProgramShape, Provider, ResolveEnv, ResolvedAttach,
+                   part_span)
+from .timers import UNITS, parse_rate, period_ns
 
 
 class ProfileProvider(Provider):
@@ -18,6 +19,30 @@ class ProfileProvider(Provider):
 
     def usage(self) -> str:
         return f"{self.name}:hz:99, {self.name}:s:1, {self.name}:ms:10 or {self.name}:us:100"
+
+    def program(self, a: ResolvedAttach) -> ProgramShape:
+        return ProgramShape("perf", "perf", PROG_PERF_EVENT)
+
+    def attach(self, a: ResolvedAttach, prog_fd: int, env: AttachEnv) -> list:  # type: ignore[type-arg]
+        """A CPU-clock perf event on every online CPU (profile) or on CPU 0
+        (interval); ``hz`` is a frequency, the other units a period."""
+        from ..bpf.attach import attach_perf_event, close_all
+        from ..bpf.syscalls import PerfSwConfig, PerfType, online_cpus
+        unit, value = a.detail["unit"], a.detail["value"]
+        freq = value if unit == "hz" else 0
+        period = 0 if unit == "hz" else int(a.detail["period_ns"])
+        done: list = []  # type: ignore[type-arg]
+        try:
+            for cpu in (online_cpus() if self.per_cpu else [0]):
+                done.append(attach_perf_event(prog_fd, type=PerfType.SOFTWARE, config=PerfSwConfig.CPU_CLOCK,
+                                              sample_period=period, sample_freq=freq, cpu=cpu))
+        except BaseException:
+            close_all(done)
+            raise
+        return done
+
+    def list_probes(self, rest_glob: str, lister: ListEnv) -> list[str]:
+        return [f"{self.name}:{u}:" for u in UNITS]
 
     def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         rate = parse_rate(parts[1:])

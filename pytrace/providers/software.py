@@ -7,8 +7,13 @@ machines often lack (reported at attach time).
 
 from __future__ import annotations
 
+import os
+
 from ..frontend.ast import AttachPoint
-from .base import Provider, ResolveEnv, ResolvedAttach, not_found, parse_int, part_span
+from .base import (PROG_PERF_EVENT, AttachEnv, ListEnv, ProgramShape, Provider, ResolveEnv, ResolvedAttach,
+                   not_found, parse_int, part_span)
+
+CPU_PMU = "/sys/bus/event_source/devices/cpu"
 
 # name -> (perf config, default sample period); aliases share a config.
 SOFTWARE_EVENTS: dict[str, tuple[int, int]] = {
@@ -36,6 +41,37 @@ class SoftwareProvider(Provider):
     def usage(self) -> str:
         return f"{self.name}:event or {self.name}:event:count (e.g. {self.name}:{next(iter(self.events))}:1000)"
 
+    def program(self, a: ResolvedAttach) -> ProgramShape:
+        return ProgramShape("perf", "perf", PROG_PERF_EVENT)
+
+    def available(self) -> bool:
+        return True
+
+    def attach(self, a: ResolvedAttach, prog_fd: int, env: AttachEnv) -> list:  # type: ignore[type-arg]
+        """One perf counter per online CPU, sampling every ``period`` events."""
+        from ..bpf.attach import attach_perf_event, close_all
+        from ..bpf.syscalls import PerfType, online_cpus
+        from ..errors import EnvironmentProblem
+        if not self.available():
+            raise EnvironmentProblem(f"cannot attach {a.target}: this machine has no hardware performance "
+                                     "counters (no 'cpu' PMU, common in virtual machines)",
+                                     "use a software event instead, e.g. software:cpu-clock:1000000")
+        ptype = PerfType.SOFTWARE if self.name == "software" else PerfType.HARDWARE
+        done: list = []  # type: ignore[type-arg]
+        try:
+            for cpu in online_cpus():
+                done.append(attach_perf_event(prog_fd, type=ptype, config=int(a.detail["config"]),
+                                              sample_period=int(a.detail["period"]), cpu=cpu))
+        except BaseException:
+            close_all(done)
+            raise
+        return done
+
+    def list_probes(self, rest_glob: str, lister: ListEnv) -> list[str]:
+        if not self.available():
+            return []
+        return [f"{self.name}:{name}:" for name in self.events]
+
     def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         if len(parts) not in (2, 3) or not parts[1]:
             return self.error_form(ap, env, "an event name is needed")
@@ -57,3 +93,6 @@ class HardwareProvider(SoftwareProvider):
     name = "hardware"
     aliases = ("h",)
     events = HARDWARE_EVENTS
+
+    def available(self) -> bool:
+        return os.path.exists(CPU_PMU)

@@ -7,7 +7,8 @@ They are not attached to anything: the runtime runs their program once with
 from __future__ import annotations
 
 from ..frontend.ast import AttachPoint
-from .base import Provider, ResolveEnv, ResolvedAttach, part_span
+from .base import PROG_RAW_TRACEPOINT, AttachEnv, ListEnv, ProgramShape, Provider, ResolveEnv, ResolvedAttach, \
+    part_span
 
 
 class BeginProvider(Provider):
@@ -24,6 +25,17 @@ class BeginProvider(Provider):
 
     def usage(self) -> str:
         return self.name
+
+    def program(self, a: ResolvedAttach) -> ProgramShape:
+        # A raw-tracepoint program: BPF_PROG_TEST_RUN can run it with a
+        # made-up context (net/bpf/test_run.c), and nothing attaches it.
+        return ProgramShape(self.name.lower(), "raw", PROG_RAW_TRACEPOINT)
+
+    def attach(self, a: ResolvedAttach, prog_fd: int, env: AttachEnv) -> list:  # type: ignore[type-arg]
+        return []  # run once by the session, at start or at exit
+
+    def list_probes(self, rest_glob: str, lister: ListEnv) -> list[str]:
+        return [self.name]
 
 
 class EndProvider(BeginProvider):

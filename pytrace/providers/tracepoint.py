@@ -7,10 +7,14 @@ Wildcards may be used in both parts.
 
 from __future__ import annotations
 
+import os
+import re
+
 from ..diagnostics import suggest
 from ..frontend.ast import AttachPoint
 from ..kernel.info import has_wildcard
-from .base import Provider, ResolveEnv, ResolvedAttach, not_found, part_span
+from .base import PROG_TRACEPOINT, AttachEnv, ListEnv, ProgramShape, Provider, ResolveEnv, ResolvedAttach, \
+    not_found, part_span
 
 
 class TracepointProvider(Provider):
@@ -19,6 +23,39 @@ class TracepointProvider(Provider):
 
     def usage(self) -> str:
         return "tracepoint:category:event (e.g. tracepoint:syscalls:sys_enter_openat)"
+
+    def program(self, a: ResolvedAttach) -> ProgramShape:
+        return ProgramShape("tracepoint", "tracepoint", PROG_TRACEPOINT)
+
+    def attach(self, a: ResolvedAttach, prog_fd: int, env: AttachEnv) -> list:  # type: ignore[type-arg]
+        from ..bpf.attach import attach_tracepoint
+        return [attach_tracepoint(prog_fd, a.detail["category"], a.detail["event"], env.tracefs_root())]
+
+    def list_probes(self, rest_glob: str, lister: ListEnv) -> list[str]:
+        """available_events (what perf can attach to: no ftrace-internal
+        events), as bpftrace lists them; the events/ directories if that
+        file cannot be read."""
+        from ..kernel import tracefs
+        root = tracefs.tracefs_root()
+        try:
+            with open(os.path.join(root, "available_events"), encoding="utf-8", errors="replace") as fh:
+                pairs = [line.strip().split(":", 1) for line in fh if ":" in line]
+        except OSError:
+            pairs = [[c, e] for c, e in tracefs.list_tracepoints(root) if c != "ftrace"]
+        return [f"tracepoint:{c}:{e}" for c, e in pairs]
+
+    def describe(self, line: str, lister: ListEnv) -> list[str]:
+        """The event's own fields, as its format file declares them."""
+        from ..kernel import tracefs
+        cat, _, ev = line.partition(":")[2].partition(":")
+        try:
+            with open(os.path.join(tracefs.tracefs_root(), "events", cat, ev, "format"), errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            return []
+        # The common_* header comes first, then an empty line, then the event's fields.
+        body = text.split("\n\n", 1)[1] if "\n\n" in text else ""
+        return [m.group(1).strip() for m in re.finditer(r"^\s*field:([^;]*);", body, re.MULTILINE)]
 
     def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         if len(parts) != 3 or not parts[1] or not parts[2]:

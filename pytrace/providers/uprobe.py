@@ -11,10 +11,12 @@ from __future__ import annotations
 import glob
 import os
 import re
+from typing import Callable
 
 from ..frontend.ast import AttachPoint
 from ..semantic.types import U64
-from .base import Provider, ResolveEnv, ResolvedAttach, parse_int, part_span
+from .base import (PROG_KPROBE, AttachEnv, ListEnv, ProgramShape, Provider, ResolveEnv, ResolvedAttach, parse_int,
+                   part_span)
 
 # Where glibc's loader looks on Debian x86_64 (ld.so.conf.d/x86_64-linux-gnu.conf).
 LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/local/lib",
@@ -55,6 +57,7 @@ def resolve_binary(name: str, pid: int | None = None) -> str | None:
 
 
 class UprobeProvider(Provider):
+    listed_by_default = False
     name = "uprobe"
     aliases = ("u",)
     is_return = False
@@ -62,6 +65,48 @@ class UprobeProvider(Provider):
 
     def usage(self) -> str:
         return f"{self.name}:/path/to/binary:function (or a library name: {self.name}:libc:malloc)"
+
+    def program(self, a: ResolvedAttach) -> ProgramShape:
+        return ProgramShape("uprobe", "regs", PROG_KPROBE, user=True)
+
+    def attach(self, a: ResolvedAttach, prog_fd: int, env: AttachEnv) -> list:  # type: ignore[type-arg]
+        """A uprobe at the symbol's file offset (plus the offset given), in
+        every process that maps the file, or only in ``env.pid``."""
+        from ..bpf.attach import attach_uprobe
+        from ..errors import EnvironmentProblem
+        from ..kernel.symbols import symbol_offset
+        d = a.detail
+        path = d["path"]
+        if d.get("address") is not None:
+            offset = int(d["address"])
+        elif d.get("file_offset") is not None:
+            offset = int(d["file_offset"])
+        else:
+            hit = symbol_offset(path, d["symbol"])
+            if hit is None:
+                raise EnvironmentProblem(f"cannot attach {a.target}: symbol '{d['symbol']}' not found in {path}",
+                                         f"list the functions with: pytrace -l '{self.name}:{path}:*'")
+            offset = hit[0]
+        offset += int(d.get("offset") or 0)
+        return [attach_uprobe(prog_fd, path, offset, retprobe=self.is_return, pid=env.pid if env.pid else -1)]
+
+    def list_probes(self, rest_glob: str, lister: ListEnv) -> list[str]:
+        """The functions of the binary named in ``rest_glob`` (a path glob is
+        allowed: ``uprobe:/usr/bin/*:main``); uprobes need a binary."""
+        import glob as globmod
+        from ..errors import EnvironmentProblem
+        target, sep, _func = rest_glob.partition(":")
+        if not sep or not target:
+            lister.warn(f"name the binary to list {self.name}s of, e.g. pytrace -l '{self.name}:/bin/bash:*'")
+            return []
+        if any(c in target for c in "*?["):
+            paths = sorted(p for p in globmod.glob(target) if os.path.isfile(p))
+        else:
+            found = resolve_binary(target, lister.pid)
+            if found is None:
+                raise EnvironmentProblem(f"cannot list {self.name}s: no such binary or library: {target}")
+            paths = [found]
+        return [f"{self.name}:{path}:{name}" for path in paths for name in function_symbols(path, lister.warn)]
 
     def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         # Index of the function part in the attach point as written.
@@ -108,3 +153,19 @@ class UretprobeProvider(UprobeProvider):
     name = "uretprobe"
     aliases = ("ur",)
     is_return = True
+
+
+_FUNC_TYPES = (2, 10)  # STT_FUNC, STT_GNU_IFUNC
+
+
+def function_symbols(path: str, warn: "Callable[[str], None]") -> list[str]:
+    """Defined function names of an ELF file (.symtab and .dynsym), sorted and unique."""
+    from ..bpf.elf import ElfError, ElfObject
+    try:
+        obj = ElfObject.from_path(path)
+    except (OSError, ElfError) as exc:
+        warn(f"cannot list function symbols of {path}: {getattr(exc, 'strerror', None) or exc}")
+        return []
+    names = {s.name for s in (*obj.symbols, *obj.dynsyms)
+             if s.type in _FUNC_TYPES and s.name and s.shndx != 0}
+    return sorted(names)

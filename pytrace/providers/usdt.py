@@ -8,17 +8,21 @@ decoded from the note's operand specs at attach time.
 from __future__ import annotations
 
 from ..frontend.ast import AttachPoint
-from .base import Provider, ResolveEnv, ResolvedAttach, part_span
+from .base import PROG_KPROBE, ProgramShape, Provider, ResolveEnv, ResolvedAttach, part_span
 from .uprobe import resolve_binary
 
 
 class UsdtProvider(Provider):
+    listed_by_default = False
     name = "usdt"
     aliases = ("U",)
     max_parts = 4
 
     def usage(self) -> str:
         return "usdt:/path/to/binary:provider:probe or usdt:/path/to/binary:probe"
+
+    def program(self, a: ResolvedAttach) -> ProgramShape:
+        return ProgramShape("uprobe", "regs", PROG_KPROBE, user=True)
 
     def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         with_path = True

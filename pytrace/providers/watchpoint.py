@@ -7,16 +7,41 @@ a combination of r, w, x (x only alone, with length 8 as the kernel wants).
 from __future__ import annotations
 
 from ..frontend.ast import AttachPoint
-from .base import Provider, ResolveEnv, ResolvedAttach, parse_int, part_span
+from .base import (PROG_PERF_EVENT, AttachEnv, ListEnv, ProgramShape, Provider, ResolveEnv, ResolvedAttach,
+                   parse_int, part_span)
 
 
 class WatchpointProvider(Provider):
+    listed_by_default = False
     name = "watchpoint"
     aliases = ("w",)
     max_parts = 4
 
     def usage(self) -> str:
         return f"{self.name}:0xADDRESS:LENGTH:MODE (e.g. {self.name}:0x404020:8:w)"
+
+    def program(self, a: ResolvedAttach) -> ProgramShape:
+        return ProgramShape("watchpoint", "perf", PROG_PERF_EVENT)
+
+    def attach(self, a: ResolvedAttach, prog_fd: int, env: AttachEnv) -> list:  # type: ignore[type-arg]
+        """A hardware breakpoint (the breakpoint PMU) in the traced process
+        (``-p``/``-c``), else on every CPU for kernel addresses."""
+        from ..bpf.attach import attach_breakpoint, close_all
+        from ..bpf.syscalls import online_cpus
+        d = a.detail
+        targets = [(env.pid, -1)] if env.pid else [(-1, cpu) for cpu in online_cpus()]
+        done: list = []  # type: ignore[type-arg]
+        try:
+            for pid, cpu in targets:
+                done.append(attach_breakpoint(prog_fd, int(d["address"]), int(d["length"]), d["mode"],
+                                              pid=pid, cpu=cpu))
+        except BaseException:
+            close_all(done)
+            raise
+        return done
+
+    def list_probes(self, rest_glob: str, lister: ListEnv) -> list[str]:
+        return []  # an address to watch is not something the kernel lists
 
     def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         if len(parts) != 4:

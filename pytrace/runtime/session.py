@@ -35,6 +35,7 @@ from ..codegen.llvm.calls import RINGBUF_MAP, start_ns
 from ..codegen.llvm.irgen import CodegenError
 from ..codegen.llvm.worker import CompilerProcess
 from ..diagnostics import Diagnostics
+from ..errors import EnvironmentProblem
 from ..kernel import tracefs
 from ..output import text as out_text
 from ..records import dataclass, field
@@ -42,6 +43,7 @@ from ..semantic.pipeline import Compilation
 from . import decode
 from .child import Child
 from .events import EventHandler, EventSink
+from ..providers.base import AttachEnv
 from .probes import attach_program
 
 NOTIFY_ENV = "__BPFTRACE_NOTIFY_PROBES_ATTACHED"
@@ -167,7 +169,9 @@ class Session:
             try:
                 fd = load_program(spec.prog_type, insns, license=license, name=spec.name[:15],
                                   log_level=1, btf_fd=btf.fd if btf else 0,
-                                  func_info=btf.records if btf else b"")
+                                  func_info=btf.records if btf else b"",
+                                  expected_attach_type=spec.expected_attach_type,
+                                  attach_btf_id=self._attach_btf_id(spec))
             except VerifierError as exc:
                 # Point at the statement the rejected instruction came from
                 # (compiled again with a line table: see runtime/rejection.py).
@@ -187,6 +191,23 @@ class Session:
                                         boot_wall_ns=time.time_ns() - time.monotonic_ns(),
                                         func_names=self._func_names(layout))
         return True
+
+    def _attach_btf_id(self, spec: M.ProgramSpec) -> int:
+        """The kernel BTF id a BTF-attached program (fentry, iter) names at
+        load time; 0 for the others."""
+        if spec.btf_type is None:
+            return 0
+        from ..kernel.btf import Btf
+        kind, name = spec.btf_type
+        try:
+            tid = Btf.load().type_id(kind, name)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot load {spec.attaches[0].target}: the kernel's BTF cannot be read "
+                                     f"({exc.strerror or exc})", "it needs CONFIG_DEBUG_INFO_BTF=y") from None
+        if tid is None:
+            raise EnvironmentProblem(f"cannot load {spec.attaches[0].target}: the kernel's BTF has no {kind} "
+                                     f"'{name}'")
+        return tid
 
     def _describe_program(self, spec: M.ProgramSpec, fd: int) -> None:
         """-v: one line per loaded program (its kernel id, size and targets)."""
@@ -276,7 +297,9 @@ class Session:
         counts them).  Stops early (returning what it counted) when SIGINT or
         SIGTERM arrived meanwhile; a failure raises, and ``close()`` then
         detaches what was attached before it."""
-        root = None
+        child = self.options.child
+        env = AttachEnv(tracefs.tracefs_root, self.options.pid if self.options.pid is not None
+                        else (child.pid if child else None))
         count = 0
         for spec in self.specs:
             if self.stopping:
@@ -284,10 +307,7 @@ class Session:
             count += len(spec.attaches)
             if spec.kind in ("begin", "end"):
                 continue
-            if spec.kind in ("tracepoint",) and root is None:
-                root = tracefs.tracefs_root()
-            self.attachments.extend(attach_program(spec, self.prog_fds[spec.name], root, self.options.pid,
-                                                   self.options.child.pid if self.options.child else None))
+            self.attachments.extend(attach_program(spec, self.prog_fds[spec.name], self.comp.providers, env))
         return count
 
     # ------------------------------------------------------------------ running

@@ -72,6 +72,7 @@ class Compilation:
     probes: list[CheckedProbe] = field(default_factory=list)
     maps: dict[str, MapInfo] = field(default_factory=dict)
     env: TypeEnv | None = None
+    providers: ProviderRegistry = field(default_factory=ProviderRegistry)
 
 
 # ---------------------------------------------------------------- passes
@@ -159,7 +160,7 @@ def probes_pass(c: Compilation) -> None:
     kernel = c.options.kernel
     if kernel is None:
         raise RuntimeError("probe resolution needs a KernelInfo")
-    providers = ProviderRegistry()
+    providers = c.providers
     env = ResolveEnv(kernel, c.diags, c.options.params, c.options.pid, c.options.unsafe)
     total = 0
     for probe in c.program.probes:

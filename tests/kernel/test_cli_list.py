@@ -55,8 +55,9 @@ def test_full_listing_shape(full_list: list[str]) -> None:
                      "tracepoint:syscalls:sys_enter_openat"):
         assert expected in full_list
     providers = {line.split(":", 1)[0] for line in full_list}
-    assert providers <= {"BEGIN", "END", "hardware", "interval", "profile", "rawtracepoint", "software",
+    assert providers <= {"BEGIN", "END", "hardware", "interval", "iter", "profile", "rawtracepoint", "software",
                          "tracepoint"}
+    assert "iter:task" in full_list and "iter:task_file" in full_list
     # No kprobes on this kernel, and no hardware PMU in this VM: none listed.
     assert "kprobe" not in providers
     if not os.path.exists("/sys/bus/event_source/devices/cpu"):

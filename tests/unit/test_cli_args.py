@@ -328,12 +328,12 @@ def test_os_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_kprobe_alternative_suggestions(tmp_path: Path) -> None:
-    from pytrace.runtime.probes import kprobe_alternative
+    from pytrace.providers.kprobe import kprobe_alternative
     root = tmp_path
     for cat, ev in (("tcp", "tcp_retransmit_skb"), ("syscalls", "sys_enter_openat"), ("syscalls", "sys_exit_read")):
         (root / "events" / cat / ev).mkdir(parents=True)
-    assert kprobe_alternative("tcp_retransmit_skb", str(root)) == "tracepoint:tcp:tcp_retransmit_skb instead"
-    assert kprobe_alternative("do_sys_openat2", str(root)) == "tracepoint:syscalls:sys_enter_openat instead"
-    assert kprobe_alternative("ksys_read", str(root), exit=True) == "tracepoint:syscalls:sys_exit_read instead"
-    assert kprobe_alternative("vfs_read", str(root)) == \
+    assert kprobe_alternative("tcp_retransmit_skb", lambda: str(root)) == "tracepoint:tcp:tcp_retransmit_skb instead"
+    assert kprobe_alternative("do_sys_openat2", lambda: str(root)) == "tracepoint:syscalls:sys_enter_openat instead"
+    assert kprobe_alternative("ksys_read", lambda: str(root), exit=True) == "tracepoint:syscalls:sys_exit_read instead"
+    assert kprobe_alternative("vfs_read", lambda: str(root)) == \
         "a tracepoint instead (list them with: pytrace -l 'tracepoint:*')"

@@ -26,8 +26,9 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (btf / "vmlinux").write_bytes(header + strings)
     from pytrace.kernel import tracefs
     monkeypatch.setattr(tracefs, "tracefs_root", lambda *a, **kw: str(root))
-    real = listing.raw_tracepoints
-    monkeypatch.setattr(listing, "raw_tracepoints", lambda btf_dir=str(btf): real(btf_dir))
+    from pytrace.providers import rawtracepoint
+    real = rawtracepoint.raw_tracepoints
+    monkeypatch.setattr(rawtracepoint, "raw_tracepoints", lambda btf_dir=str(btf): real(btf_dir))
     return tmp_path
 
 
@@ -87,5 +88,6 @@ def test_function_symbols_of_a_non_elf_file(tmp_path: Path) -> None:
     f = tmp_path / "script.sh"
     f.write_text("#!/bin/sh\n")
     warnings: list[str] = []
-    assert listing.function_symbols(str(f), warnings.append) == []
+    from pytrace.providers.uprobe import function_symbols
+    assert function_symbols(str(f), warnings.append) == []
     assert warnings == [f"cannot list function symbols of {f}: not an ELF file"]

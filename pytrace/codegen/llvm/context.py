@@ -39,6 +39,7 @@ class ProbeContext:
     exit: bool = False                   # syscall: sys_exit (args->ret)
     arg_slots: dict[str, int] | None = None  # syscall: field -> argument index
     user: bool = False                   # uprobes: bare addresses are user memory
+    args: T.StructType | None = None     # rawtp/btf: the BTF-typed arguments (8-byte slots)
 
     # ------------------------------------------------------------------
     def regs_ptr(self, g: ProgramGen) -> ir.Value:

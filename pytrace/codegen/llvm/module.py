@@ -22,7 +22,7 @@ from ...providers.base import ResolvedAttach
 from ...semantic import types as T
 from ...semantic.pipeline import CheckedProbe, Compilation
 from ..layout import MAP_ARRAY, Layout, counter_slots, map_layout
-from .context import PROG_KPROBE, PROG_PERF_EVENT, PROG_RAW_TRACEPOINT, PROG_TRACEPOINT, ProbeContext
+from .context import PROG_RAW_TRACEPOINT, ProbeContext
 from . import debuginfo
 from .irgen import CodegenError, ProgramGen
 from . import worker
@@ -58,6 +58,7 @@ class ProgramSpec:
     filter_map: str | None = None      # syscall groups: syscall nr -> probe index + 1
     filter_entries: dict[int, int] = field(default_factory=dict)
     expected_attach_type: int = 0
+    btf_type: tuple[str, str] | None = None   # (kind, name) of the BTF type whose id is attach_btf_id
 
 
 @dataclass
@@ -102,24 +103,19 @@ def build_layout(comp: Compilation) -> Layout:
     return layout
 
 
-def _ctx_for(a: ResolvedAttach) -> tuple[str, int, ProbeContext]:
-    p = a.provider
-    if p in ("BEGIN", "END"):
-        return p.lower(), PROG_RAW_TRACEPOINT, ProbeContext("raw", PROG_RAW_TRACEPOINT)
-    if p == "tracepoint":
-        return "tracepoint", PROG_TRACEPOINT, ProbeContext("tracepoint", PROG_TRACEPOINT, fmt=a.detail["format"])
-    if p in ("profile", "interval", "software", "hardware", "watchpoint", "asyncwatchpoint"):
-        kind = "watchpoint" if "watchpoint" in p else "perf"
-        return kind, PROG_PERF_EVENT, ProbeContext("perf", PROG_PERF_EVENT)
-    if p in ("uprobe", "uretprobe", "usdt"):
-        return "uprobe", PROG_KPROBE, ProbeContext("regs", PROG_KPROBE, user=True)
-    if p in ("kprobe", "kretprobe"):
-        return "kprobe", PROG_KPROBE, ProbeContext("regs", PROG_KPROBE)
-    if p == "rawtracepoint":
-        return "rawtp", PROG_RAW_TRACEPOINT, ProbeContext("rawtp", PROG_RAW_TRACEPOINT)
-    raise CodegenError(f"{p} probes are not supported by the code generator yet", a.span,
-                       ["this kernel refuses fentry/fexit programs; a tracepoint or rawtracepoint covering "
-                        "the same event may work"] if p in ("fentry", "fexit") else [])
+def _spec_for(comp: Compilation, name: str, cp: CheckedProbe, a: ResolvedAttach) -> ProgramSpec:
+    """The program of one attach point, shaped by its provider."""
+    provider = comp.providers.lookup(a.provider)
+    try:
+        if provider is None:
+            raise NotImplementedError(f"{a.provider} probes are not supported by the code generator yet")
+        shape = provider.program(a)
+    except NotImplementedError as exc:
+        raise CodegenError(str(exc), a.span) from None
+    ctx = ProbeContext(shape.context, shape.prog_type, fmt=a.detail.get("format"), user=shape.user,
+                       args=a.args)
+    return ProgramSpec(name, shape.prog_type, shape.kind, cp, [a], ctx,
+                       expected_attach_type=shape.expected_attach_type, btf_type=shape.btf_type)
 
 
 def plan_programs(comp: Compilation, layout: Layout) -> list[ProgramSpec]:
@@ -153,9 +149,7 @@ def plan_programs(comp: Compilation, layout: Layout) -> list[ProgramSpec]:
             else:
                 others.extend(group)
         for ai, a in enumerate(others):
-            kind, ptype, ctx = _ctx_for(a)
-            specs.append(ProgramSpec(f"pt{pi}_{ai}_{re.sub(r'[^A-Za-z0-9_]', '_', a.target)[:40]}", ptype, kind,
-                                     cp, [a], ctx))
+            specs.append(_spec_for(comp, f"pt{pi}_{ai}_{re.sub(r'[^A-Za-z0-9_]', '_', a.target)[:40]}", cp, a))
     return specs
 
 
