@@ -138,6 +138,12 @@ class Provider(abc.ABC):
         from ..errors import EnvironmentProblem
         raise EnvironmentProblem(f"cannot attach {a.target}: {self.name} probes are not supported yet", None)
 
+    def load_refused(self, a: ResolvedAttach, reason: str) -> str | None:
+        """The sentence to say when the kernel refuses to load ``a``'s
+        program before verifying it (``reason``: what it said), or None for
+        the generic message."""
+        return None
+
     def list_probes(self, rest_glob: str, lister: "ListEnv") -> list[str]:
         """``pytrace -l``: every probe of this type matching ``rest_glob``
         (what follows ``provider:``; providers may list more, the caller

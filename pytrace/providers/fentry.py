@@ -35,6 +35,12 @@ class FentryProvider(Provider):
         from ..bpf.attach import attach_raw_tracepoint
         return [attach_raw_tracepoint(prog_fd, None)]  # the trampoline: target fixed at load time
 
+    def load_refused(self, a: ResolvedAttach, reason: str) -> str | None:
+        from .kprobe import kprobe_alternative
+        instead = kprobe_alternative(str(a.detail["func"]), exit=self.is_return)
+        return (f"cannot load {a.target}: this kernel refuses {self.name} programs ({reason}), "
+                f"so trace {instead}")
+
     def list_probes(self, rest_glob: str, lister: ListEnv) -> list[str]:
         """Every kernel function BTF describes (what fentry can attach to),
         when the kernel loads fentry programs at all."""

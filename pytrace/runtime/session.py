@@ -16,6 +16,7 @@ period).
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -25,6 +26,7 @@ from ..bpf import attach as A
 from ..bpf import elf
 from ..bpf.maps import BpfMap
 from ..bpf.program import VerifierError, load_program, test_run
+from ..bpf.syscalls import BpfPermissionError
 from ..bpf.progbtf import ProgramBtf
 from ..bpf.ringbuf import RingBuffer
 from ..bpf.syscalls import PAGE_SIZE, online_cpus, possible_cpus
@@ -172,6 +174,13 @@ class Session:
                                   func_info=btf.records if btf else b"",
                                   expected_attach_type=spec.expected_attach_type,
                                   attach_btf_id=self._attach_btf_id(spec))
+            except BpfPermissionError as exc:
+                provider = comp.providers.lookup(spec.attaches[0].provider)
+                why = f"BPF_PROG_LOAD fails with {errno.errorcode.get(exc.errno or 0, exc.errno)} before the verifier runs"
+                said = provider.load_refused(spec.attaches[0], why) if provider else None
+                if said is None:
+                    raise
+                raise EnvironmentProblem(said) from None
             except VerifierError as exc:
                 # Point at the statement the rejected instruction came from
                 # (compiled again with a line table: see runtime/rejection.py).

@@ -11,6 +11,8 @@ offset 0).  Syscall tracepoints attached through the raw ``sys_enter`` /
 from __future__ import annotations
 
 
+from typing import Any
+
 from llvmlite import ir
 
 from ...kernel.tracefs import TracepointFormat
@@ -40,6 +42,11 @@ class ProbeContext:
     arg_slots: dict[str, int] | None = None  # syscall: field -> argument index
     user: bool = False                   # uprobes: bare addresses are user memory
     args: T.StructType | None = None     # rawtp/btf: the BTF-typed arguments (8-byte slots)
+    # usdt: where each argument is (kernel/usdt.UsdtArg: a constant, a
+    # register, or memory at register + offset), and the probe's link-time
+    # address, to relocate base-less addresses by the load bias.
+    arg_locations: tuple[Any, ...] | None = None
+    link_pc: int = 0
 
     # ------------------------------------------------------------------
     def regs_ptr(self, g: ProgramGen) -> ir.Value:
@@ -59,6 +66,10 @@ class ProbeContext:
         return g.load_int(tmp, 0)
 
     def arg(self, g: ProgramGen, n: int) -> ir.Value:
+        if self.arg_locations is not None:
+            if n >= len(self.arg_locations):
+                raise CodegenError(f"this probe has {len(self.arg_locations)} arguments: arg{n} does not exist")
+            return self._located_arg(g, self.arg_locations[n])
         if self.kind == "regs":
             if n < len(CALL_ARGS):
                 return g.load_int(g.ctx, PT_REGS[CALL_ARGS[n]])
@@ -67,9 +78,30 @@ class ProbeContext:
             tmp = g.alloca(8)
             g.probe_read(tmp, 8, g.b.add(sp, g.const(8 * (n - len(CALL_ARGS) + 1))), user=True)
             return g.load_int(tmp, 0)
-        if self.kind == "rawtp":
+        if self.kind in ("rawtp", "btf"):
             return g.load_int(g.ctx, 8 * n)
         raise CodegenError(f"arg{n} is not available in this probe type")
+
+    def _located_arg(self, g: ProgramGen, loc: Any) -> ir.Value:
+        """A USDT argument from its operand: ``$42``, ``%edi``,
+        ``-20(%rbp)``, ``8(%rax,%rcx,4)``, ``sym(%rip)``, ``sym``; the
+        value is cut to its size and sign-extended when signed."""
+        if loc.kind == "const":
+            return g.const(loc.value)
+        if loc.kind == "reg":
+            return _extend(g, g.load_int(g.ctx, PT_REGS[loc.reg]), loc.size, loc.signed)
+        if loc.reg is None:
+            # A link-time address: moved by the load bias, regs->ip minus
+            # the probe's link-time address (PIE executables, libraries).
+            base = g.b.add(g.b.sub(g.load_int(g.ctx, PT_REGS["ip"]), g.const(self.link_pc)), g.const(loc.offset))
+        else:
+            base = g.b.add(g.load_int(g.ctx, PT_REGS[loc.reg]), g.const(loc.offset))
+        if loc.index is not None:
+            base = g.b.add(base, g.b.mul(g.load_int(g.ctx, PT_REGS[loc.index]), g.const(loc.scale)))
+        tmp = g.alloca(8)
+        g.store_int(tmp, 0, g.const(0))
+        g.probe_read(tmp, loc.size if loc.size in (1, 2, 4, 8) else 8, base, user=True)
+        return _extend(g, g.load_int(tmp, 0), loc.size, loc.signed)
 
     def usermode(self, g: ProgramGen) -> ir.Value:
         """1 when the probe interrupted user mode: the privilege level in
@@ -82,6 +114,9 @@ class ProbeContext:
     def retval(self, g: ProgramGen) -> ir.Value:
         if self.kind == "regs":
             return g.load_int(g.ctx, PT_REGS["ax"])
+        if self.kind == "btf" and self.args is not None:
+            # fexit: the return value follows the arguments (kernel/bpf/trampoline.c).
+            return g.load_int(g.ctx, 8 * len(self.args.fields or ()))
         raise CodegenError("retval is not available in this probe type")
 
     # ------------------------------------------------------------------
@@ -130,9 +165,22 @@ class ProbeContext:
             if name == "__syscall_nr":
                 value = g.load_int(g.ctx, 8)
             return Val(ty, reg=_narrow(g, value, ty))
-        if self.kind == "rawtp":
-            raise CodegenError("args of raw tracepoints are read as argN in this version")
+        if self.kind in ("rawtp", "btf"):
+            # One u64 slot per argument (raw tracepoints, fentry/fexit), typed
+            # from BTF: integers narrowed to their C type, pointers as is.
+            f = self.args.field(name) if self.args is not None else None
+            if f is None:
+                raise CodegenError(f"this probe has no argument '{name}'")
+            return Val(ty, reg=_narrow(g, g.load_int(g.ctx, f.offset), ty))
         raise CodegenError("'args' is not available in this probe type")
+
+
+def _extend(g: ProgramGen, v: ir.Value, size: int, signed: bool) -> ir.Value:
+    """The low ``size`` bytes of ``v``, zero- or sign-extended to 64 bits."""
+    if size >= 8 or size not in (1, 2, 4):
+        return v
+    small = g.b.trunc(v, ir.IntType(8 * size))
+    return g.b.sext(small, I64) if signed else g.b.zext(small, I64)
 
 
 def _narrow(g: ProgramGen, v: ir.Value, ty: T.Type) -> ir.Value:

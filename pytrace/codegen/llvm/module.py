@@ -113,7 +113,8 @@ def _spec_for(comp: Compilation, name: str, cp: CheckedProbe, a: ResolvedAttach)
     except NotImplementedError as exc:
         raise CodegenError(str(exc), a.span) from None
     ctx = ProbeContext(shape.context, shape.prog_type, fmt=a.detail.get("format"), user=shape.user,
-                       args=a.args)
+                       args=a.args, arg_locations=a.detail.get("arg_locations"),
+                       link_pc=int(a.detail.get("link_pc") or 0))
     return ProgramSpec(name, shape.prog_type, shape.kind, cp, [a], ctx,
                        expected_attach_type=shape.expected_attach_type, btf_type=shape.btf_type)
 
