@@ -34,6 +34,7 @@ BENCHMARKS = [
     ("printf_rate", [], ["--ramps", "1"], "printf throughput"),
     ("map_print", [], ["--runs", "2"], "Printing a 100,000-key map"),
     ("wildcard", [], ["--runs", "1", "--bpftrace-runs", "1"], "Syscall wildcard"),
+    ("listing", [], ["--runs", "2"], "Probe listing"),
     ("frontend", [], [], "Front end (parse + check)"),
 ]
 

@@ -53,7 +53,7 @@ def list_probes(pattern: str | None, out: TextIO, *, verbose: bool = False, pid:
                 warn: Callable[[str], None] | None = None) -> int:
     """Print the probes matching ``pattern`` (all when None); returns how many."""
     registry = ProviderRegistry()
-    named = ListEnv(pid=pid, warn=warn or _quiet)
+    named = ListEnv(pid=pid, warn=warn or _quiet, explicit=True)
     quiet = ListEnv(pid=pid, warn=_quiet)
     default = [p for p in registry.providers if p.listed_by_default]
     lines: list[str] = []

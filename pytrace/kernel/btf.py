@@ -43,6 +43,7 @@ from pytrace.kernel.btf_format import (
     KIND_ENUM,
     KIND_ENUM64,
     KIND_FUNC,
+    KIND_FUNC_PROTO,
     KIND_INT,
     KIND_PTR,
     KIND_STRUCT,
@@ -53,7 +54,7 @@ from pytrace.kernel.btf_format import (
     BtfError,
     TypeIndex,
 )
-from pytrace.kernel.btf_types import TypeConverter
+from pytrace.kernel.btf_types import TypeConverter, c_spelling
 from pytrace.semantic.types import C_INT_TYPES, VOID, EnumType, PointerType, StructType, Type
 
 __all__ = ["Btf", "BtfError", "VMLINUX_PATH", "default_cache_dir"]
@@ -175,6 +176,42 @@ class Btf:
             return None
         data = self._data
         return self._conv.func_proto(data.words[data.record(func_id) + 2])
+
+    def func_signature(self, name: str) -> tuple[list[tuple[str, str]], str] | None:
+        """``func``'s parameters as (C spelling of the type, name) and its
+        return type's spelling (``-lv``: ``struct file * file``)."""
+        func_id = self._id((KIND_FUNC,), name)
+        if func_id is None:
+            return None
+        return self._spelled_proto(self._data.words[self._data.record(func_id) + 2])
+
+    def _spelled_proto(self, proto_id: int) -> tuple[list[tuple[str, str]], str] | None:
+        data = self._data
+        proto_id = self._conv.strip(proto_id)
+        if proto_id == 0 or data.kind(proto_id) != KIND_FUNC_PROTO:
+            return None
+        words = data.words
+        rec = data.record(proto_id)
+        params = []
+        for j in range(words[rec + 1] & 0xFFFF):
+            name_off, ptype = words[rec + 3 + 2 * j], words[rec + 4 + 2 * j]
+            if ptype == 0 and name_off == 0:
+                continue  # a trailing '...'
+            params.append((c_spelling(data, ptype), data.string(name_off)))
+        return params, c_spelling(data, words[rec + 2])
+
+    def raw_tracepoint_signature(self, name: str) -> list[tuple[str, str]] | None:
+        """``raw_tracepoint_args`` spelled as C (type, name) pairs, for -lv."""
+        args = self.raw_tracepoint_args(name)
+        typedef_id = self._id((KIND_TYPEDEF,), f"btf_trace_{name.rpartition(':')[2]}")
+        if args is None or typedef_id is None:
+            return None
+        ptr_id = self._conv.strip(typedef_id)
+        spelled = self._spelled_proto(self._data.words[self._data.record(ptr_id) + 2])
+        if spelled is None:
+            return None
+        types = [t for t, _ in spelled[0][1:]]
+        return [(t, n) for t, (n, _ty) in zip(types, args)]
 
     def raw_tracepoint_args(self, name: str) -> list[tuple[str, Type]] | None:
         """Arguments of raw tracepoint ``name`` (``sched_switch`` or

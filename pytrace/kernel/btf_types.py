@@ -255,3 +255,44 @@ class TypeConverter:
         if int_offset or nr_bits != size * 8:
             return int_offset, nr_bits
         return 0, 0
+
+
+def c_spelling(data: BtfData, type_id: int) -> str:
+    """How C (and bpftrace's ``-lv``) spells type ``type_id``: typedef names
+    kept (``size_t``), ``struct file *``, ``const char *``, ``u8[16]``; a
+    function pointer as ``void (*)(...)``-like ``ret (*)()``."""
+    words = data.words
+    suffix = ""
+    prefix = ""
+    for _ in range(_MAX_CHAIN):
+        if type_id == 0:
+            return f"{prefix}void{suffix}"
+        kind = data.kind(type_id)
+        rec = data.record(type_id)
+        name = data.name(type_id)
+        if kind in (KIND_INT, KIND_TYPEDEF, KIND_FLOAT):
+            return f"{prefix}{name}{suffix}"
+        if kind in (KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_FWD):
+            tag = "union" if kind == KIND_UNION or (kind == KIND_FWD and words[rec + 1] >> 31) else \
+                "enum" if kind in (KIND_ENUM, KIND_ENUM64) else "struct"
+            return f"{prefix}{tag} {name or '(anonymous)'}{suffix}"
+        if kind == KIND_PTR:
+            target = words[rec + 2]
+            if target and data.kind(target) == KIND_FUNC_PROTO:
+                ret = c_spelling(data, words[data.record(target) + 2])
+                return f"{prefix}{ret} (*){suffix}"
+            suffix = " *" + suffix
+            type_id = target
+            continue
+        if kind == KIND_CONST:
+            prefix = "const " + prefix
+        elif kind == KIND_VOLATILE:
+            prefix = "volatile " + prefix
+        elif kind == KIND_ARRAY:
+            elem, _index, nelems = words[rec + 3], words[rec + 4], words[rec + 5]
+            return f"{prefix}{c_spelling(data, elem)}[{nelems}]{suffix}"
+        elif kind == KIND_FUNC_PROTO:
+            return f"{prefix}{c_spelling(data, words[rec + 2])} (){suffix}"
+        # RESTRICT, TYPE_TAG and other qualifiers: spelled as their target.
+        type_id = words[rec + 2]
+    raise BtfError("malformed BTF: typedef/qualifier chain too long")

@@ -175,6 +175,7 @@ class ListEnv:
 
     pid: int | None = None
     warn: Callable[[str], None] = field(default=lambda msg: None)
+    explicit: bool = False   # the provider was named (not a glob, not everything)
 
 
 def split_attach_point(raw: str) -> list[str]:

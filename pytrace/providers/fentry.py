@@ -42,14 +42,17 @@ class FentryProvider(Provider):
                 f"so trace {instead}")
 
     def list_probes(self, rest_glob: str, lister: ListEnv) -> list[str]:
-        """Every kernel function BTF describes (what fentry can attach to),
-        when the kernel loads fentry programs at all."""
+        """Every kernel function BTF describes (what fentry can attach to).
+        Where the kernel does not load fentry programs they are listed only
+        when asked for by name (``-l 'fentry:vfs_*'``, for ``-lv``'s
+        prototypes), with a warning; never in the full list."""
         from ..kernel.features import fentry_works
         ok, why = fentry_works()
         if not ok:
-            lister.warn(f"{self.name} probes are not listed: this kernel does not load them ({why}); "
-                        "try 'rawtracepoint:*'")
-            return []
+            if not lister.explicit:
+                return []
+            lister.warn(f"this kernel does not load {self.name} programs ({why}): these functions cannot be "
+                        "probed here; try 'rawtracepoint:*' or 'tracepoint:*'")
         try:
             from ..kernel.btf import Btf
             return [f"{self.name}:{n}" for n in sorted(set(Btf.load().func_names()))]
@@ -60,13 +63,13 @@ class FentryProvider(Provider):
     def describe(self, line: str, lister: ListEnv) -> list[str]:
         try:
             from ..kernel.btf import Btf
-            proto = Btf.load().func(line.rpartition(":")[2])
+            sig = Btf.load().func_signature(line.rpartition(":")[2])
         except Exception:  # no BTF
             return []
-        if proto is None:
+        if sig is None:
             return []
-        params, ret = proto
-        out = [f"{t} {n}" for n, t in params]
+        params, ret = sig
+        out = [f"{t} {n}" for t, n in params]
         if self.is_return:
             out.append(f"{ret} retval")
         return out

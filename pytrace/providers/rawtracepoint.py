@@ -43,10 +43,10 @@ class RawTracepointProvider(Provider):
     def describe(self, line: str, lister: ListEnv) -> list[str]:
         try:
             from ..kernel.btf import Btf
-            args = Btf.load().raw_tracepoint_args(line.partition(":")[2])
+            args = Btf.load().raw_tracepoint_signature(line.partition(":")[2])
         except Exception:  # no BTF, or one this reader cannot follow: nothing to add
             return []
-        return [f"{t} {n}" for n, t in args or []]
+        return [f"{t} {n}" for t, n in args or []]
 
     def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         if len(parts) not in (2, 3) or not parts[-1]:
