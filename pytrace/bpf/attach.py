@@ -3,8 +3,9 @@
 This module owns the ways a program gets to run on this kernel family:
 perf events carrying a program (tracepoints, software/hardware sampling,
 uprobes, hardware breakpoints: ``perf_event_open`` + ``PERF_EVENT_IOC_SET_BPF``
-+ ``ENABLE``) and raw tracepoints (BPF_RAW_TRACEPOINT_OPEN, which also
-attaches tp_btf programs).  Each returns an ``Attachment`` that owns its fd;
++ ``ENABLE``), raw tracepoints (BPF_RAW_TRACEPOINT_OPEN, which also
+attaches tp_btf programs) and iterators (BPF_LINK_CREATE, then one
+BPF_ITER_CREATE file per run, or a pin in bpffs).  Each returns an ``Attachment`` that owns its fd;
 closing it detaches.  A function that fails half-way closes what it opened.
 
 Detaching a perf-event tracepoint blocks in close(2) for ~75 ms here
@@ -36,12 +37,17 @@ from .syscalls import (
     PERF_ATTR_FLAG_FREQ,
     PERF_EVENT_IOC_ENABLE,
     PERF_EVENT_IOC_SET_BPF,
+    AttachType,
     BpfCmd,
     BpfError,
+    IterCreateAttr,
+    LinkCreateAttr,
+    ObjPinAttr,
     PerfEventAttr,
     PerfType,
     RawTracepointAttr,
     bpf,
+    bpf_raw,
     close_fd,
     ioctl,
     make_error,
@@ -345,3 +351,64 @@ def attach_raw_tracepoint(prog_fd: int, name: str | None) -> RawTracepointAttach
                              "(a raw_tp program needs a name, a tp_btf program none)") from None
         raise
     return RawTracepointAttachment(fd, name or "(tp_btf)")
+
+
+# --- iterators -----------------------------------------------------------------
+
+
+class IterLinkAttachment(Attachment):
+    """A BPF_TRACE_ITER link (kernel 5.8): the program is bound to its
+    iterator; nothing runs until an iterator file made from the link
+    (``iter_create``) is read."""
+
+    kind = "iterator link"
+
+    def __init__(self, fd: int, target: str, pin: str | None = None) -> None:
+        super().__init__(fd, target)
+        self.pin: str | None = pin  # where to pin it instead of reading it
+
+
+def attach_iter(prog_fd: int, iterator: str, target: str | None = None,
+                pin: str | None = None) -> IterLinkAttachment:
+    """BPF_LINK_CREATE for an iterator program (loaded with
+    expected_attach_type BPF_TRACE_ITER and the BTF id of
+    ``bpf_iter_<iterator>``).  No ``iter_info``: task iterators then walk
+    every task of the caller's pid namespace, the others everything they
+    cover; the map-element iterators need a map there and fail with EBADF."""
+    attr = LinkCreateAttr(prog_fd=prog_fd, attach_type=AttachType.TRACE_ITER)
+    try:
+        fd = bpf(BpfCmd.LINK_CREATE, attr, f"cannot create the link of iterator {iterator}")
+    except BpfError as exc:
+        if exc.errno in (errno.EBADF, errno.EINVAL):
+            raise make_error(exc.errno, exc.cmd, f"the kernel refuses a link to iterator {iterator} "
+                             "without a target") from None
+        raise
+    return IterLinkAttachment(fd, target or f"iter:{iterator}", pin)
+
+
+def iter_create(link_fd: int) -> int:
+    """BPF_ITER_CREATE: a new, independent run of an iterator link, as a
+    read-only file descriptor (O_CLOEXEC) the caller closes."""
+    return bpf(BpfCmd.ITER_CREATE, IterCreateAttr(link_fd=link_fd), "cannot start the iterator")
+
+
+def pin_object(fd: int, path: str) -> None:
+    """BPF_OBJ_PIN: keep the object of ``fd`` alive at ``path`` in a BPF file
+    system (it stays until the file is removed).  A failure says why in
+    terms of the path."""
+    cpath = ctypes.create_string_buffer(os.fsencode(path))  # alive across the call
+    attr = ObjPinAttr(pathname=ctypes.addressof(cpath), bpf_fd=fd)
+    ret, err = bpf_raw(BpfCmd.OBJ_PIN, attr)
+    if ret >= 0:
+        return
+    parent = os.path.dirname(path) or "."
+    if err == errno.EEXIST:
+        detail = f"{path} already exists (remove it first)"
+    elif not os.path.isdir(parent):
+        detail = f"the directory {parent} does not exist"
+    elif err in (errno.ENOENT, errno.EPERM, errno.EACCES):
+        # kernel/bpf/inode.c pins only into a bpf file system's directories.
+        detail = f"{parent} is not in a BPF file system (mount -t bpf bpf {parent})"
+    else:
+        detail = f"cannot pin at {path}"
+    raise make_error(err, "BPF_OBJ_PIN", detail)

@@ -325,6 +325,19 @@ class LinkCreateAttr(ctypes.Structure):
     ]
 
 
+class IterCreateAttr(ctypes.Structure):
+    """BPF_ITER_CREATE (8 bytes): a new seq_file of an iterator link; each
+    read(2) of it runs the link's program over the next objects."""
+
+    _fields_ = [("link_fd", _u32), ("flags", _u32)]
+
+
+class ObjPinAttr(ctypes.Structure):
+    """BPF_OBJ_PIN (16 bytes; ``path_fd`` of 6.5 is left out)."""
+
+    _fields_ = [("pathname", _u64), ("bpf_fd", _u32), ("file_flags", _u32)]
+
+
 class BpfProgInfo(ctypes.Structure):
     """``struct bpf_prog_info`` up to ``attach_btf_id`` (232 bytes)."""
 

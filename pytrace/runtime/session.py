@@ -42,7 +42,7 @@ from ..kernel import tracefs
 from ..output import text as out_text
 from ..records import dataclass, field
 from ..semantic.pipeline import Compilation
-from . import decode
+from . import decode, iterators
 from .child import Child
 from .events import EventHandler, EventSink
 from ..providers.base import AttachEnv
@@ -124,13 +124,9 @@ class Session:
                 except BufferError:
                     pass  # a record view still exists: the mapping goes when it does
                 self.ringbuf = None
-            self._close_maps()
-
-    def _close_maps(self) -> None:
-        for m in list(self.maps.values()) + list(self.data_maps.values()):
-            m.close()
-        self.maps = {}
-        self.data_maps = {}
+            for m in list(self.maps.values()) + list(self.data_maps.values()):
+                m.close()
+            self.maps, self.data_maps = {}, {}
 
     # ------------------------------------------------------------------ loading
     def load(self, diags: Diagnostics) -> bool:
@@ -174,14 +170,17 @@ class Session:
                                   func_info=btf.records if btf else b"",
                                   expected_attach_type=spec.expected_attach_type,
                                   attach_btf_id=self._attach_btf_id(spec))
-            except BpfPermissionError as exc:
+            except (BpfPermissionError, VerifierError) as exc:
+                # EPERM before any instruction was verified (an empty log, or only "processed 0
+                # insns" for the map-element iterators here) refuses the program kind.
                 provider = comp.providers.lookup(spec.attaches[0].provider)
                 why = f"BPF_PROG_LOAD fails with {errno.errorcode.get(exc.errno or 0, exc.errno)} before the verifier runs"
-                said = provider.load_refused(spec.attaches[0], why) if provider else None
-                if said is None:
+                said = provider.load_refused(spec.attaches[0], why) if provider and exc.errno == errno.EPERM and \
+                    (isinstance(exc, BpfPermissionError) or exc.insn_index is None) else None
+                if said is not None:
+                    raise EnvironmentProblem(said) from None
+                if isinstance(exc, BpfPermissionError):
                     raise
-                raise EnvironmentProblem(said) from None
-            except VerifierError as exc:
                 # Point at the statement the rejected instruction came from
                 # (compiled again with a line table: see runtime/rejection.py).
                 from . import rejection
@@ -387,6 +386,8 @@ class Session:
         self._flush()
         if self.options.child and not self.stopping:
             self.options.child.release()
+        if not self.stopping:
+            iterators.run(self, self._write, self._flush)  # after BEGIN, before END; alone, they end the run
         child = self.options.child
         pid = self.options.pid
         batch_flush = self.options.buffering is None
@@ -541,25 +542,20 @@ class Session:
         items = m.items_percpu() if ml.percpu else m.items()
         return decode.decode_map(self.resolver, ml, items)
 
+    def _formats(self):  # type: ignore[no-untyped-def]
+        """The output module of -f: output.json or output.text (same functions)."""
+        if self.options.json:
+            from ..output import json as out_json
+            return out_json
+        return out_text
+
     def print_all_maps(self) -> None:
         assert self.layout is not None
         # Empty maps too: 0.17 prints a blank line (two for avg/stats) for each.
-        maps = [self.map_data(name) for name in self.layout.maps]
-        if self.options.json:
-            from ..output import json as out_json
-            self._write(out_json.format_maps_at_exit(maps))
-        else:
-            self._write(out_text.format_maps_at_exit(maps))
-
-    def _emit_map(self, data, top: int, div: int) -> None:  # type: ignore[no-untyped-def]
-        if self.options.json:
-            from ..output import json as out_json
-            self._write(out_json.format_map(data, top=top, div=div))
-        else:
-            self._write(out_text.format_map(data, top=top, div=div))
+        self._write(self._formats().format_maps_at_exit([self.map_data(name) for name in self.layout.maps]))
 
     def _print_map(self, name: str, top: int, div: int) -> None:
-        self._emit_map(self.map_data(name), top, div)
+        self._write(self._formats().format_map(self.map_data(name), top=top, div=div))
 
     def _clear_map(self, name: str, zero: bool) -> None:
         assert self.layout is not None
@@ -573,11 +569,7 @@ class Session:
             m.update(key, [bytes(ml.value_size)] * width if ml.percpu else bytes(ml.value_size))
 
     def _print_value(self, value: object) -> None:
-        if self.options.json:
-            from ..output import json as out_json
-            self._write(out_json.format_value(value))
-        else:
-            self._write(out_text.format_value(value))
+        self._write(self._formats().format_value(value))
 
     def _report_lost(self) -> None:
         counters = self.data_maps.get(COUNTERS_SECTION)

@@ -118,6 +118,11 @@ class Checker:
 
     def check_probe(self, probe: ast.Probe, attaches: list[ResolvedAttach]) -> None:
         self.scope = ProbeScope(attaches)
+        iters = [a for a in attaches if a.provider == "iter"]
+        if len(iters) > 1:
+            # As bpftrace: ctx is each iterator's own struct (bpf_iter__<name>).
+            self.error("an iter probe has one attach point", iters[1].span, independent=True,
+                       hints=["write one probe per iterator"])
         if probe.predicate is not None:
             t = self.expr(probe.predicate)
             if not self._is_condition(t):

@@ -18,6 +18,7 @@ from ...frontend import ast
 from ...kernel.addresses import default_resolve
 from ...semantic import types as T
 from ..layout import LOST_SLOT, SCRATCH_MAP, EventLayout, type_size
+from . import iterprint
 from .irgen import (BPF_F_USER_STACK, H_GET_CURRENT_CGROUP_ID, H_GET_CURRENT_COMM, H_GET_CURRENT_PID_TGID,
                     H_GET_CURRENT_TASK, H_GET_CURRENT_UID_GID, H_GET_NUMA_NODE_ID,
                     H_GET_PRANDOM_U32, H_GET_SMP_PROCESSOR_ID, H_GET_STACK, H_GET_STACKID, H_JIFFIES64, H_KTIME_GET_NS,
@@ -77,6 +78,8 @@ def builtin_variable(lw: "Lowerer", e: ast.Expr) -> Val:
         return Val(t, reg=lw.probe_index if isinstance(lw.probe_index, ir.Value) else g.const(lw.probe_index))
     if name in ("kstack", "ustack"):
         return stack(lw, e, name == "ustack")
+    if name == "ctx" and lw.pctx.kind == "iter":
+        return Val(t, reg=lw.pctx.iter_ctx(g))
     raise CodegenError(f"'{name}' is not supported by the code generator yet", e.span)
 
 
@@ -125,10 +128,26 @@ def _direct(e: ast.Expr) -> bool:
     return isinstance(e, ast.Ident) and e.name == "comm"
 
 
+def _record(lw: "Lowerer", size: int) -> ir.Value:
+    """Memory for an event record of ``size`` bytes, or NULL."""
+    if lw.pctx.kind == "iter":
+        return iterprint.record(lw, size)
+    g = lw.g
+    return g.mark_aligned(g.helper(H_RINGBUF_RESERVE, [g.map_ptr(RINGBUF_MAP), g.const(size), g.const(0)], ret=I8P))
+
+
+def _send(lw: "Lowerer", rec: ir.Value, size: int) -> None:
+    """Hand a record filled in ``_record``'s memory over to user space."""
+    if lw.pctx.kind == "iter":
+        iterprint.send(lw, rec, size)
+    else:
+        lw.g.helper(H_RINGBUF_SUBMIT, [rec, lw.g.const(0)], ret=ir.VoidType())
+
+
 def emit_event(lw: "Lowerer", ev: EventLayout, values: list[Val | ast.Expr]) -> None:
     g = lw.g
     size = ev.total_size
-    rec = g.mark_aligned(g.helper(H_RINGBUF_RESERVE, [g.map_ptr(RINGBUF_MAP), g.const(size), g.const(0)], ret=I8P))
+    rec = _record(lw, size)
     ok = g.truth(rec)
     with g.b.if_else(ok) as (then, other):
         with then:
@@ -138,7 +157,7 @@ def emit_event(lw: "Lowerer", ev: EventLayout, values: list[Val | ast.Expr]) -> 
                     lw.store_expr_at(rec, arg.offset, arg.type, v)
                 else:
                     lw.store_at(rec, arg.offset, arg.type, v)
-            g.helper(H_RINGBUF_SUBMIT, [rec, g.const(0)], ret=ir.VoidType())
+            _send(lw, rec, size)
         with other:
             g.count(LOST_SLOT)
 
@@ -158,6 +177,9 @@ def _event_for(lw: "Lowerer", call: ast.Call, kind: str, **kw: object) -> EventL
 def _fmt_call(lw: "Lowerer", call: ast.Call, kind: str) -> None:
     fmt = call.args[0]
     assert isinstance(fmt, ast.String)
+    if lw.iter_pinned and kind == "printf":
+        iterprint.seq_printf(lw, call)
+        return
     values: list[Val | ast.Expr] = [a if _direct(a) else lw.expr(a) for a in call.args[1:]]
     ev = _event_for(lw, call, kind, format=fmt.value)
     if len(ev.args) != len(values):
@@ -176,6 +198,8 @@ def call(lw: "Lowerer", e: ast.Call) -> Val:
     b = lw.registry.get(name)
     if b is not None and b.kind.value == "variable":
         return builtin_variable(lw, e)
+    if lw.iter_pinned:
+        iterprint.refuse_in_pinned(name, e)
     if name in ("printf", "system", "cat"):
         _fmt_call(lw, e, name)
         return Val(T.VOID, reg=g.const(0))
@@ -216,6 +240,8 @@ def call(lw: "Lowerer", e: ast.Call) -> Val:
         return Val(T.VOID, reg=g.const(0))
     if name == "join":
         return _join(lw, e)
+    if name == "path" and lw.pctx.kind == "iter":
+        return iterprint.path(lw, e)
     if name == "str":
         return _str(lw, e)
     if name == "buf":
@@ -428,8 +454,7 @@ def _join(lw: "Lowerer", e: ast.Call) -> Val:
     if not ev.args:
         ev.size = 8 + n_args * arg_len
     arr = lw.value(e.args[0])
-    rec = g.mark_aligned(g.helper(H_RINGBUF_RESERVE, [g.map_ptr(RINGBUF_MAP), g.const(ev.total_size), g.const(0)],
-                                  ret=I8P))
+    rec = _record(lw, ev.total_size)
     with g.b.if_then(g.truth(rec)):
         g.store_int(rec, 0, g.const(ev.id))
         ptr = g.alloca(8)
@@ -440,7 +465,7 @@ def _join(lw: "Lowerer", e: ast.Call) -> Val:
             p = g.load_int(ptr, 0)
             with g.b.if_then(g.truth(p)):
                 g.probe_read_str(dst, arg_len, p, user=True)
-        g.helper(H_RINGBUF_SUBMIT, [rec, g.const(0)], ret=ir.VoidType())
+        _send(lw, rec, ev.total_size)
     return Val(T.VOID, reg=g.const(0))
 
 

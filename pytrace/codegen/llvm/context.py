@@ -6,6 +6,9 @@ ctx loads are allowed), raw tracepoints an array of u64 arguments, uprobes and
 kprobes ``struct pt_regs``, perf events ``bpf_perf_event_data`` (pt_regs at
 offset 0).  Syscall tracepoints attached through the raw ``sys_enter`` /
 ``sys_exit`` tracepoints read their arguments from the saved user registers.
+Iterators get their ``struct bpf_iter__<name>``: ``ctx`` itself, the
+iterator's seq_file (where their events go) and the guard that skips the
+iterator's final call.
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ SYSCALL_ARGS = ("di", "si", "dx", "r10", "r8", "r9")      # the syscall conventi
 
 # Program types (enum bpf_prog_type).
 PROG_KPROBE, PROG_TRACEPOINT, PROG_PERF_EVENT, PROG_RAW_TRACEPOINT = 2, 5, 7, 17
+# Helpers only iterator programs may call (kernel 5.8, bpf_iter.c).
+H_SEQ_PRINTF, H_SEQ_WRITE = 126, 127
 
 
 @dataclass
 class ProbeContext:
     """The context kind of one program and what it needs to read arguments."""
 
-    kind: str                            # 'tracepoint' | 'syscall' | 'raw' | 'regs' | 'perf' | 'rawtp'
+    kind: str                            # 'tracepoint' | 'syscall' | 'raw' | 'regs' | 'perf' | 'rawtp' | 'iter'
     prog_type: int
     fmt: TracepointFormat | None = None  # tracepoint: the format of the (first) tracepoint
     exit: bool = False                   # syscall: sys_exit (args->ret)
@@ -173,6 +178,63 @@ class ProbeContext:
                 raise CodegenError(f"this probe has no argument '{name}'")
             return Val(ty, reg=_narrow(g, g.load_int(g.ctx, f.offset), ty))
         raise CodegenError("'args' is not available in this probe type")
+
+    # ------------------------------------------------------------------ iterators
+    def iter_ctx(self, g: ProgramGen) -> ir.Value:
+        """``ctx`` of an iterator: the address of its ``struct bpf_iter__<name>``
+        as an integer, so that ``ctx->task`` reads the field with
+        bpf_probe_read_kernel (privileged programs may pass a context
+        address to it) and yields a plain scalar.  A direct load would give
+        the verifier's PTR_TO_BTF_ID_OR_NULL, on which no pointer arithmetic
+        (``->comm``) is allowed until each load is NULL-checked."""
+        if self.kind != "iter":
+            raise CodegenError("'ctx' is only available in iter probes")
+        return g.b.ptrtoint(g.ctx, I64)
+
+    def iter_seq(self, g: ProgramGen, seq_offset: int) -> ir.Value:
+        """``ctx->meta->seq``, the seq_file the iterator's read(2) fills, by
+        direct loads: bpf_seq_write/bpf_seq_printf want it as the verifier's
+        PTR_TO_BTF_ID of struct seq_file, which only loads from the context
+        and from the (trusted) meta pointer give."""
+        meta = g.load_int(g.ctx, 0)
+        return g.load_int(g.b.inttoptr(meta, I8P), seq_offset)
+
+    def iter_guard(self, g: ProgramGen, offset: int | None) -> None:
+        """Return at once from the iterator's final call: after the last
+        object the kernel runs the program once more with the object
+        pointers NULL (bpf_iter.c: the seq_file's stop() with v == NULL, so
+        that a program may print a footer).  A probe body must not see it:
+        ``iter:task { @n = count(); }`` would count one task too many and a
+        printf would print a line of zeros.  One pointer is tested: the
+        verifier refuses arithmetic (``|``) on two of them."""
+        if offset is None:
+            return
+        with g.b.if_then(g.b.icmp_unsigned("==", g.load_int(g.ctx, offset), g.const(0))):
+            g.b.ret(g.const(0))
+
+
+def iter_object_offset(struct: T.StructType) -> int | None:
+    """Where ``struct bpf_iter__<name>`` holds its first iterated object,
+    NULL only in the final call: its first pointer but ``meta`` (each an
+    8-byte slot, as the program's context is the u64 arguments of
+    ``bpf_iter_<name>``), ``task`` in task_file and task_vma.  The
+    map-element iterators (bpf_map_elem, bpf_sk_storage_map, sockmap) keep
+    ``map`` set in the final call, so there it is the next one (key, sk),
+    never NULL before; in iter:bpf_map ``map`` is the object."""
+    named: list[tuple[str, int, T.Type]] = []
+    for f in struct.fields or ():
+        if f.name:
+            named.append((f.name, f.offset, f.type))
+        elif isinstance(f.type, T.StructType) and f.type.fields:
+            # __bpf_md_ptr(type, name): an anonymous union of the pointer
+            # and a u64 that keeps the slot 8 bytes wide.
+            inner = f.type.fields[0]
+            if inner.name:
+                named.append((inner.name, f.offset + inner.offset, inner.type))
+    pointers = [(n, off) for n, off, t in named if isinstance(t, T.PointerType) and n != "meta"]
+    if len(pointers) > 1 and pointers[0][0] == "map":
+        pointers = pointers[1:]
+    return pointers[0][1] if pointers else None
 
 
 def _extend(g: ProgramGen, v: ir.Value, size: int, signed: bool) -> ir.Value:

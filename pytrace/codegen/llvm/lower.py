@@ -15,7 +15,7 @@ from llvmlite import ir
 from ...frontend import ast
 from ...semantic import types as T
 from ..layout import Layout, storage_type, type_size
-from . import debuginfo
+from . import debuginfo, iterprint
 from .context import ProbeContext
 from .irgen import I1, I8P, I64, CodegenError, ProgramGen, Val, mem_size
 
@@ -43,6 +43,12 @@ class Lowerer:
         self.layout_events = events
         self.new_event = False
         self.binaries: tuple[str, ...] = ()  # uprobe/usdt: the binaries uaddr() looks symbols up in
+        # Iterators: where ctx->meta->seq is and whether the iterator is
+        # pinned (iterprint.py); their final call is skipped before all else.
+        self.iter_seq_offset = 0
+        self.iter_pinned = False
+        if ctx.kind == "iter":
+            iterprint.prologue(self)
 
     def const_of(self, e: ast.Expr) -> int:
         if isinstance(e, ast.Integer):
