@@ -82,7 +82,10 @@ def list_probes(pattern: str | None, out: TextIO, *, verbose: bool = False, pid:
                 raise EnvironmentProblem(f"cannot list probes: unknown probe type '{prov_glob}'")
             provs, env = [one], named
         for prov in provs:
-            lines.extend(_match(prov.list_probes(rest, env), f"{prov.name}:{rest}"))
+            listed = prov.list_probes(rest, env)
+            # Providers that resolve names themselves (uprobes: a library's short
+            # name becomes its path, C++ names match demangled) list only matches.
+            lines.extend(listed if prov.filters_listing else _match(listed, f"{prov.name}:{rest}"))
         found = sorted(set(lines))
     for line in found:
         out.write(line + "\n")

@@ -20,21 +20,29 @@ Arguments are decoded for x86_64 into ``UsdtArg``: register names become
 a symbol-relative operand (``sym+8(%rip)``, ``sym(,%rax,8)``) has its
 symbol resolved, so ``offset`` is relative to the probe's own address for
 ``ip`` (the uprobe sees regs->ip == the probe address) or absolute for a
-base-less operand.
+base-less operand.  An argument that cannot be decoded leaves the ones
+before it usable (``UsdtProbe.error`` says why).
+
+``process_files`` lists what ``-p PID`` searches when the path is left
+out: the process's executable and every file it maps.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import struct
 from types import MappingProxyType
 from typing import Literal
 
-from ..bpf.elf import SHT_DYNSYM, SHT_SYMTAB
 from ..records import dataclass
 from .elfsyms import ElfHeaders, find_debug_file
 
+# ELF gABI section types (not imported from bpf.elf: listing probes must
+# not pull in the bpf(2) layer).
+SHT_SYMTAB, SHT_DYNSYM = 2, 11
+ET_EXEC, ET_DYN = 2, 3
 NT_STAPSDT = 3
 STAPSDT_OWNER = "stapsdt"
 _ADDRS = struct.Struct("<QQQ")  # pc, base, semaphore (ELF64)
@@ -73,6 +81,10 @@ class UsdtError(ValueError):
     """An argument spec this decoder does not understand."""
 
 
+class UsdtFileError(ValueError):
+    """A file whose notes cannot be probes: not linked (a ``.o``)."""
+
+
 @dataclass(frozen=True)
 class UsdtArg:
     """One probe argument.  ``const``: the value is ``value``.  ``reg``: the
@@ -106,8 +118,10 @@ class UsdtProbe:
     semaphore: int  # its address, 0 for none
     semaphore_offset: int | None  # file offset: ref_ctr_offset; None for no semaphore
     arg_spec: str
+    # The arguments decoded, in order; when one cannot be (``error`` says
+    # why), the ones before it: argN for N >= len(args) is then unreadable.
     args: tuple[UsdtArg, ...]
-    error: str | None = None  # why ``args`` is empty despite a non-empty arg_spec
+    error: str | None = None
 
     @property
     def full_name(self) -> str:
@@ -175,6 +189,20 @@ def parse_args(arg_spec: str, pc: int = 0, symbols: dict[str, int] | None = None
                ) -> tuple[UsdtArg, ...]:
     """Decode a note's space-separated argument specs."""
     return tuple(parse_arg(a, pc, symbols) for a in arg_spec.split())
+
+
+def decode_args(arg_spec: str, pc: int = 0, symbols: dict[str, int] | None = None
+                ) -> tuple[tuple[UsdtArg, ...], str | None]:
+    """The arguments of ``arg_spec`` up to the first one that cannot be
+    decoded, and why that one cannot (None when all could): the ones
+    before it stay usable."""
+    args: list[UsdtArg] = []
+    for spec in arg_spec.split():
+        try:
+            args.append(parse_arg(spec, pc, symbols))
+        except UsdtError as e:
+            return tuple(args), str(e)
+    return tuple(args), None
 
 
 @dataclass(frozen=True)
@@ -245,8 +273,14 @@ def _needs_symbol(arg_spec: str) -> set[str]:
 
 def usdt_probes(path: str) -> list[UsdtProbe]:
     """Every USDT probe site of ELF file ``path``, in note order; raises
-    OSError or ElfError for an unreadable file."""
+    OSError, ElfError or UsdtFileError for a file that has none to give."""
     headers = ElfHeaders.open(path)
+    if headers.type not in (ET_EXEC, ET_DYN):
+        # An object file's note addresses are section-relative until the
+        # linker places them: nothing in it can be attached (bpftrace 0.17
+        # lists none either).
+        raise UsdtFileError(f"{path}: a relocatable object file, not an executable or a library: "
+                            "its probe addresses are not final until it is linked")
     raw = []
     for sec in headers.sections:
         if sec.name == ".note.stapsdt":
@@ -266,21 +300,43 @@ def usdt_probes(path: str) -> list[UsdtProbe]:
         delta = base_sec.addr - n.base if base_sec is not None else 0
         pc = n.pc + delta
         sema = n.semaphore + delta if n.semaphore else 0
-        error = None
-        try:
-            args = parse_args(n.arg_spec, pc, symbols)
-        except UsdtError as e:
-            args, error = (), str(e)
+        args, error = decode_args(n.arg_spec, pc, symbols)
         out.append(UsdtProbe(path, n.provider, n.name, pc, headers.file_offset(pc), n.base, sema,
                              headers.file_offset(sema) if sema else None, n.arg_spec, args, error))
     return out
 
 
-def find(path: str, provider_glob: str | None, name_glob: str) -> list[UsdtProbe]:
-    """The probe sites of ``path`` whose provider and name match the fnmatch
-    globs (case-sensitive); a None provider matches any, as in
-    ``usdt:path:name``.  One probe may have several sites (inlined code)."""
+def match(probes: list[UsdtProbe], provider_glob: str | None, name_glob: str) -> list[UsdtProbe]:
+    """The probe sites whose provider and name match the fnmatch globs
+    (case-sensitive); a None or empty provider matches any, as in
+    ``usdt:path:name``."""
     provider_re = re.compile(fnmatch.translate(provider_glob)).match if provider_glob else None
     name_re = re.compile(fnmatch.translate(name_glob)).match
-    return [p for p in usdt_probes(path)
-            if (provider_re is None or provider_re(p.provider)) and name_re(p.name)]
+    return [p for p in probes if (provider_re is None or provider_re(p.provider)) and name_re(p.name)]
+
+
+def find(path: str, provider_glob: str | None, name_glob: str) -> list[UsdtProbe]:
+    """The probe sites of ``path`` matching the globs (see ``match``).  One
+    probe may have several sites (inlined code)."""
+    return match(usdt_probes(path), provider_glob, name_glob)
+
+
+def process_files(pid: int) -> list[str]:
+    """The files process ``pid`` runs and maps (its executable first, then
+    the libraries in address order), as bpftrace names them for ``-p``:
+    seen through the process's root, ``/proc/PID/root/usr/lib/...``, so a
+    process in another mount namespace gets its own files.  Raises OSError
+    when the process is gone or its mappings cannot be read."""
+    root = f"/proc/{pid}/root"
+    out: dict[str, None] = {}
+    exe = os.readlink(f"/proc/{pid}/exe")
+    if exe.startswith("/") and not exe.endswith(" (deleted)"):
+        out[root + exe] = None
+    with open(f"/proc/{pid}/maps") as fh:
+        for line in fh:
+            fields = line.rstrip("\n").split(None, 5)
+            # Anonymous memory, [heap], [vdso] and files deleted since they
+            # were mapped (the kernel appends " (deleted)") cannot be probed.
+            if len(fields) == 6 and fields[5].startswith("/") and not fields[5].endswith(" (deleted)"):
+                out.setdefault(root + fields[5], None)
+    return list(out)

@@ -112,6 +112,10 @@ class Provider(abc.ABC):
     # Whether 'pytrace -l' (everything, or a provider glob) includes this
     # type; those that need a binary or an address only list when named.
     listed_by_default: bool = True
+    # Whether list_probes() returns only lines matching the pattern itself:
+    # providers that resolve names (a library's short name becomes its path,
+    # C++ names match demangled) cannot be re-filtered by the raw pattern.
+    filters_listing: bool = False
 
     def resolve(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
         """Parse ``parts`` (the attach point split on ':'; parts[0] is the

@@ -14,12 +14,18 @@ import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from pytrace.kernel.elfsyms import ElfHeaders
-from pytrace.kernel.usdt import (UsdtArg, UsdtError, UsdtProbe, find, parse_arg, parse_args,
-                                 usdt_probes)
+from pytrace.errors import EnvironmentProblem
+from pytrace.kernel.elfsyms import ElfHeaders, resolve_library
+from pytrace.kernel.info import FakeKernel
+from pytrace.kernel.usdt import (UsdtArg, UsdtError, UsdtProbe, decode_args, find, parse_arg, parse_args,
+                                 process_files, usdt_probes)
+from pytrace.providers.base import ListEnv, ResolvedAttach
+from pytrace.providers.usdt import UsdtProvider
+from tests.conftest import compile_text
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
@@ -299,3 +305,206 @@ def test_parse_args_splits_on_spaces() -> None:
     assert [(a.size, a.signed, a.reg) for a in args] == [(8, False, "bp"), (8, False, "r12"),
                                                          (4, True, "ax")]
     assert parse_args("") == ()
+
+
+# ---------------------------------------------------------------- resolution (providers/usdt.py)
+# The attach point is resolved against the files themselves: no kernel, no
+# root.  A process held on stdin stands in for -p.
+
+SITES_C = r"""
+#include <sys/sdt.h>
+#include <unistd.h>
+static inline __attribute__((always_inline)) void tick(int x) { DTRACE_PROBE1(demo, tick, x); }
+__attribute__((noinline)) void a(int i) { tick(i); }
+__attribute__((noinline)) void b(int i) { tick(i * 2); }
+int main(int argc, char **argv) {
+    char c;
+    a(argc); b(argc);
+    if (argc > 1) {
+        write(1, "r", 1);               /* running main: every library is mapped */
+        while (read(0, &c, 1) > 0) {}   /* held until stdin closes */
+    }
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def sites_bin(sdt_header: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("usdtsites")
+    (tmp / "sites.c").write_text(SITES_C)
+    subprocess.run(["gcc", "-O2", "-o", str(tmp / "sites"), str(tmp / "sites.c")], check=True)
+    # The object file too: its notes are not placed yet.
+    subprocess.run(["gcc", "-O2", "-c", "-o", str(tmp / "sites.o"), str(tmp / "sites.c")], check=True)
+    return tmp / "sites"
+
+
+@pytest.fixture
+def held_sites(sites_bin: Path) -> Iterator[int]:
+    proc = subprocess.Popen([str(sites_bin), "hold"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.read(1) == b"r"
+        yield proc.pid
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
+def resolve(fake_kernel: FakeKernel, attach: str, pid: int | None = None,
+            body: str = "@ = count();") -> tuple[list[ResolvedAttach], str]:
+    """The ResolvedAttach list of one probe and the rendered diagnostics."""
+    comp, diags = compile_text(f"{attach} {{ {body} }}", fake_kernel, pid=pid)
+    return [a for p in comp.probes for a in p.attaches], diags.render()
+
+
+def test_one_attach_per_site(fake_kernel: FakeKernel, sites_bin: Path) -> None:
+    attaches, text = resolve(fake_kernel, f"usdt:{sites_bin}:demo:tick")
+    sites = usdt_probes(str(sites_bin))
+    assert text == "" and len(sites) == 2
+    # Both sites carry the probe's one name (what 'probe' prints)...
+    assert [a.target for a in attaches] == [f"usdt:{sites_bin}:demo:tick"] * 2
+    # ... and each its own place and argument locations for codegen.
+    for a, site in zip(attaches, sites):
+        assert (a.provider, a.nargs) == ("usdt", 1)
+        assert a.detail["pc_offset"] == site.pc_offset and a.detail["link_pc"] == site.pc
+        assert a.detail["arg_locations"] == site.args and a.detail["semaphore_offset"] is None
+    assert attaches[0].detail["pc_offset"] != attaches[1].detail["pc_offset"]
+
+
+def test_name_alone_matches_any_provider(fake_kernel: FakeKernel, probes_bin: Path) -> None:
+    attaches, _ = resolve(fake_kernel, f"usdt:{probes_bin}:frame")
+    assert [a.target for a in attaches] == [f"usdt:{probes_bin}:other:frame"]
+    attaches, _ = resolve(fake_kernel, f"U:{probes_bin}:*:s*")
+    assert [a.target for a in attaches] == [f"usdt:{probes_bin}:demo:six"]
+    attaches, _ = resolve(fake_kernel, f"usdt:{probes_bin}:demo:*")
+    assert len(attaches) == 7 and all(a.target.startswith(f"usdt:{probes_bin}:demo:") for a in attaches)
+    assert {a.target.rsplit(":", 1)[1]: a.nargs for a in attaches} == {
+        "zero": 0, "one": 1, "three": 3, "six": 6, "consts": 2, "global": 1, "guarded": 1}
+
+
+def test_semaphore_offset_reaches_attach(fake_kernel: FakeKernel, probes_bin: Path) -> None:
+    (a,), _ = resolve(fake_kernel, f"usdt:{probes_bin}:demo:guarded")
+    assert a.detail["semaphore_offset"] == by_name(probes_bin)["demo:guarded"].semaphore_offset is not None
+
+
+def test_path_glob(fake_kernel: FakeKernel, sites_bin: Path) -> None:
+    """Files the glob matches that are not linked ELF files are passed over."""
+    attaches, text = resolve(fake_kernel, f"usdt:{sites_bin.parent}/*:demo:tick")
+    assert text == "" and [a.detail["path"] for a in attaches] == [str(sites_bin)] * 2
+
+
+@pytest.mark.parametrize("attach, expected", [
+    ("usdt:{bin}:demo:tock", "error: usdt probe not found: demo:tock\n"
+     "usdt:{bin}:demo:tock {{ @ = count(); }}\n{pad}^~~~~~~~~\n"
+     "hint: did you mean 'demo:tick'?\nhint: list them with: pytrace -l 'usdt:{bin}:*'"),
+    ("usdt:{bin}:tack", "error: usdt probe not found: tack"),
+    ("usdt:{bin}:nope:*", "hint: known usdt probes: demo:tick"),
+    ("usdt:{obj}:demo:tick", "error: cannot read the USDT probes of {obj}: a relocatable object file"),
+    ("usdt:{src}:demo:tick", "error: cannot read the USDT probes of {src}: not an ELF file"),
+    ("usdt:/bin/sh:a:b", "error: /bin/sh has no USDT probes (no .note.stapsdt notes)"),
+    ("usdt:{bin}x:demo:tick", "error: binary or library not found: {bin}x"),
+    ("usdt:tick", "error: a binary and a probe name are needed"),
+    ("usdt:*:tick", "error: a binary is needed: without -p there is no process to search"),
+    ("usdt::demo:tick", "error: a binary is needed"),
+    ("usdt:{bin}:demo:", "error: a probe name is needed"),
+])
+def test_resolution_diagnostics(fake_kernel: FakeKernel, sites_bin: Path, attach: str, expected: str) -> None:
+    names = {"bin": sites_bin, "obj": sites_bin.with_suffix(".o"), "src": sites_bin.with_suffix(".c"),
+             "pad": " " * len(f"usdt:{sites_bin}:")}
+    attaches, text = resolve(fake_kernel, attach.format(**names))
+    assert attaches == [] and expected.format(**names) in text
+
+
+def test_foreign_files(fake_kernel: FakeKernel, sites_bin: Path, tmp_path: Path) -> None:
+    """Another machine's binary, a 32-bit one: one sentence each."""
+    raw = bytearray(sites_bin.read_bytes())
+    struct.pack_into("<H", raw, 18, 183)  # e_machine: EM_AARCH64
+    (tmp_path / "arm").write_bytes(raw)
+    raw = bytearray(sites_bin.read_bytes())
+    raw[4] = 1  # EI_CLASS: ELFCLASS32
+    (tmp_path / "i386").write_bytes(raw)
+    _, text = resolve(fake_kernel, f"usdt:{tmp_path}/arm:demo:tick")
+    assert f"error: {tmp_path}/arm is not an x86_64 file (ELF machine 183): its probes cannot fire here" in text
+    _, text = resolve(fake_kernel, f"usdt:{tmp_path}/i386:demo:tick")
+    assert (f"error: cannot read the USDT probes of {tmp_path}/i386: only 64-bit little-endian ELF files "
+            "are supported") in text
+
+
+def test_pid_searches_the_process(fake_kernel: FakeKernel, sites_bin: Path, held_sites: int) -> None:
+    """-p: usdt:name, usdt:*:name and usdt::provider:name search the
+    process's files, named through /proc/PID/root as bpftrace names them;
+    usdt:provider:name too, when 'provider' names no file."""
+    expected = [f"usdt:/proc/{held_sites}/root{sites_bin}:demo:tick"] * 2
+    for attach in ("usdt:tick", "usdt:*:tick", "usdt::demo:tick", "usdt:*:d*:t?ck", "usdt:demo:tick",
+                   f"usdt:{sites_bin}:tick"):
+        attaches, text = resolve(fake_kernel, attach, pid=held_sites)
+        assert text == "" and [a.target for a in attaches] == expected, attach
+    _, text = resolve(fake_kernel, "usdt:nope:tick", pid=held_sites)
+    assert "error: binary or library not found: nope" in text
+    _, text = resolve(fake_kernel, "usdt:tack", pid=held_sites)
+    assert "error: usdt probe not found: tack" in text and "hint: did you mean 'tick'?" in text
+
+
+def test_process_files(sites_bin: Path, held_sites: int) -> None:
+    files = process_files(held_sites)
+    root = f"/proc/{held_sites}/root"
+    assert files[0] == root + str(sites_bin)
+    libc = resolve_library("libc")
+    assert libc is not None and root + os.path.realpath(libc) in files
+    assert len(files) == len(set(files))
+
+
+def test_library_by_short_name(fake_kernel: FakeKernel) -> None:
+    lib = resolve_library("libstdc++")
+    if lib is None or not usdt_probes(lib):
+        pytest.skip("libstdc++ with its USDT probes is not installed")
+    attaches, text = resolve(fake_kernel, "usdt:libstdc++:libstdcxx:throw")
+    assert text == "" and attaches and all(a.target == f"usdt:{lib}:libstdcxx:throw" for a in attaches)
+
+
+def test_undecodable_argument(fake_kernel: FakeKernel, probes_bin: Path, tmp_path: Path) -> None:
+    """Stripped, the binary loses 'counter', which demo:global's operand
+    names: the probe still resolves (it can be counted) with a warning, and
+    its argument is out of range."""
+    stripped = tmp_path / "stripped"
+    shutil.copy(probes_bin, stripped)
+    subprocess.run(["strip", str(stripped)], check=True)
+    (a,), text = resolve(fake_kernel, f"usdt:{stripped}:demo:global")
+    assert a.nargs == 0
+    assert text.startswith("stdin:1:1: warning: usdt probe demo:global: arg0 cannot be read: "
+                           "argument '-8@counter(%rip)': symbol 'counter' not found")
+    assert "hint: arg0 cannot be used in this probe" in text
+    _, text = resolve(fake_kernel, f"usdt:{stripped}:demo:global", body="@ = arg0;")
+    assert "error: 'arg0' is not available in usdt probes" in text
+    # A probe with register operands keeps them.
+    (a,), text = resolve(fake_kernel, f"usdt:{stripped}:demo:six", body="@ = arg5;")
+    assert text == "" and a.nargs == 6
+
+
+def test_decode_args_keeps_the_arguments_before_a_bad_one() -> None:
+    args, error = decode_args("-4@%edi 8@%ah -2@%dx")
+    assert [a.reg for a in args] == ["di"] and error is not None and "%ah" in error
+    assert decode_args("-4@%edi 2@%dx") == (parse_args("-4@%edi 2@%dx"), None)
+
+
+def test_listing(sites_bin: Path, held_sites: int) -> None:
+    provider = UsdtProvider()
+    warnings: list[str] = []
+    env = ListEnv(warn=warnings.append)
+    assert provider.list_probes(f"{sites_bin}:*", env) == [f"usdt:{sites_bin}:demo:tick"]
+    assert provider.list_probes(f"{sites_bin.parent}/*:*", env) == [f"usdt:{sites_bin}:demo:tick"]
+    # Provider and name are matched here: the lines name both even when the
+    # pattern leaves the provider out.
+    assert provider.list_probes(f"{sites_bin}:tick", env) == [f"usdt:{sites_bin}:demo:tick"]
+    assert provider.list_probes(f"{sites_bin}:d*:t?ck", env) == [f"usdt:{sites_bin}:demo:tick"]
+    assert provider.list_probes(f"{sites_bin}:other:*", env) == []
+    assert provider.list_probes(f"{sites_bin}:tock", env) == []
+    assert provider.list_probes("*", env) == [] and "name the binary" in warnings[0]
+    expected = [f"usdt:/proc/{held_sites}/root{sites_bin}:demo:tick"]
+    for pattern in ("*", "*:tick", "::t*", "*:demo:*", f"{sites_bin}:*"):
+        assert provider.list_probes(pattern, ListEnv(pid=held_sites)) == expected, pattern
+    with pytest.raises(EnvironmentProblem, match="not an ELF file"):
+        provider.list_probes(f"{sites_bin.with_suffix('.c')}:*", env)
+    with pytest.raises(EnvironmentProblem, match="no such binary or library"):
+        provider.list_probes(f"{sites_bin}x:*", env)
