@@ -217,11 +217,11 @@ def _key_columns(kt: T.Type, items: MapItems) -> tuple[list[list], list[str]] | 
     keys: list[list] = []
     kinds: list[str] = []
     kview = memoryview(items.raw_keys)
-    for et, off in parts:
-        et = storage_type(et)
+    for declared, off in parts:
+        et = storage_type(declared)
         if isinstance(et, T.IntType) and off % 8 == 0 and off + 8 <= ks:
             # Every 8-byte word of the packed keys, then this component's column.
-            keys.append(kview.cast("q" if et.signed else "Q")[off // 8::ks // 8].tolist())
+            keys.append(kview.cast("q" if key_signed(declared) else "Q")[off // 8::ks // 8].tolist())
             kinds.append(V.INT)
         elif isinstance(et, T.StringType) and off + et.length <= ks:
             keys.append(_string_column(items.raw_keys, off, et.length, ks))
@@ -243,8 +243,8 @@ def _value_columns(ml: MapLayout, items: MapItems) \
         if agg is not None:
             if agg.kind not in (T.AggKind.COUNT, T.AggKind.SUM):
                 return None
-            # As _fast_value_decoder: a sum is always signed, a count when its type says so.
-            signed = agg.signed or agg.kind is T.AggKind.SUM
+            # As _fast_value_decoder: signed when the summed/counted type is.
+            signed = agg.signed
             wrap: type[V.IntAggregation] | None = V.Count if agg.kind is T.AggKind.COUNT else V.Sum
         else:
             st = storage_type(ml.value_type)
@@ -297,7 +297,7 @@ def _key_decoder(res: Resolver, ml: MapLayout):  # type: ignore[no-untyped-def]
         return lambda kb: ()
     st = storage_type(kt)
     if isinstance(st, T.IntType):
-        signed = st.signed
+        signed = key_signed(kt)
         return lambda kb: (int.from_bytes(kb[:8], "little", signed=signed),)
     if isinstance(st, T.StringType):
         n = st.length
@@ -309,14 +309,28 @@ def _key_decoder(res: Resolver, ml: MapLayout):  # type: ignore[no-untyped-def]
         return string_key
     if isinstance(kt, T.TupleType):
         parts = list(zip(kt.elements, kt.offsets()))
-        return lambda kb: tuple(res.value(et, kb, eo) for et, eo in parts)
+
+        def element(et: T.Type, kb: bytes, eo: int) -> object:
+            if isinstance(storage_type(et), T.IntType):
+                return int.from_bytes(kb[eo:eo + 8], "little", signed=key_signed(et))
+            return res.value(et, kb, eo)
+        return lambda kb: tuple(element(et, kb, eo) for et, eo in parts)
     return lambda kb: (res.value(kt, kb, 0),)
+
+
+def key_signed(t: T.Type) -> bool:
+    """Whether an integer map key prints signed: bpftrace 0.17 prints every
+    8-byte integer key as int64 (``@k[(uint64)-1]`` is ``@k[-1]``, in text
+    and JSON), smaller ones by their type (``@k[(uint32)-1]`` is 4294967295)."""
+    return bool(getattr(t, "signed", False)) or (isinstance(t, T.IntType) and t.bits == 64)
 
 
 def _fast_value_decoder(ml: MapLayout, agg: T.AggregationType | None):  # type: ignore[no-untyped-def]
     """Plain integer, count and sum values decoded without the general path."""
     if agg is not None and agg.kind in (T.AggKind.COUNT, T.AggKind.SUM):
-        signed = agg.signed or agg.kind is T.AggKind.SUM
+        # bpftrace 0.17 prints a sum signed only when the summed type is:
+        # sum((uint64)-1) is 18446744073709551615, sum(-1) is -1.
+        signed = agg.signed
         cls = V.Count if agg.kind is T.AggKind.COUNT else V.Sum
         return lambda vb: cls(int.from_bytes(vb[:8], "little", signed=signed))
     if agg is None:
@@ -334,7 +348,7 @@ def _value_of(res: Resolver, ml: MapLayout, agg: T.AggregationType | None, vb: o
     k = agg.kind
     if k in (T.AggKind.COUNT, T.AggKind.SUM):
         assert isinstance(vb, (bytes, bytearray, memoryview))
-        n = int.from_bytes(vb[:8], "little", signed=agg.signed or k is T.AggKind.SUM)
+        n = int.from_bytes(vb[:8], "little", signed=agg.signed)
         return V.Count(n) if k is T.AggKind.COUNT else V.Sum(n)
     assert isinstance(vb, list)
     if k in (T.AggKind.MIN, T.AggKind.MAX):

@@ -103,6 +103,13 @@ BEGIN_CASES = {
         " print((1, 2)); print((-5, (1, 2))); print(123); print(-4); print(\"str\"); @u[1] = (5, \"five\");"
         " @u[2] = (6, \"six\"); print(@u); exit(); }",
         ["(-5, (1, 2))", "@u[2]: (6, six)"]),
+    # 0.17 prints 8-byte integer keys as int64 whatever their type, smaller
+    # ones by their type; a sum is signed only when the summed type is.
+    "key_and_sum_signedness": (
+        "BEGIN { @k[(uint64)-1, (uint32)-1, (uint16)-1, (uint8)-1] = 1; @j[(uint16)-1] = 2; @i[(int32)-1] = 3;"
+        " @w[(uint64)-2] = 4; @t = ((uint64)-1, (uint32)-1); @a = sum((uint32)-1); @b = sum((uint8)255);"
+        " @c = sum((uint64)5); @c = sum((uint64)-6); @d = sum(-5); @v = (uint64)-1; exit(); }",
+        ["@k[-1, 4294967295, 65535, 255]: 1", "@w[-2]: 4", "@c: 18446744073709551615", "@d: -5"]),
 }
 
 

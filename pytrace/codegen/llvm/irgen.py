@@ -137,6 +137,9 @@ class ProgramGen:
         self._marks: list[int] = []
         self._align: dict[int, tuple[int, ir.Value]] = {}
         self.variables: dict[str, tuple[ir.Value, T.Type]] = {}
+        # The statement being lowered (set by the Lowerer): where a stack
+        # overflow found deep inside an expression is reported.
+        self.current_span: object = None
         self.loop_stack: list[tuple[ir.Block, ir.Block]] = []  # (continue target, break target)
 
     # -------------------------------------------------------------- finishing
@@ -168,7 +171,8 @@ class ProgramGen:
 
     def _check_budget(self, span: object) -> None:
         if self.stack_used > STACK_BUDGET:
-            raise CodegenError(f"this probe needs more than {STACK_BUDGET} bytes of BPF stack", span,
+            raise CodegenError(f"this probe needs more than {STACK_BUDGET} bytes of BPF stack",
+                               span or self.current_span,
                                ["BPF programs have a 512-byte stack: use fewer or shorter strings "
                                 "(config = { max_strlen = 32 }) or split the work across probes"])
 

@@ -72,10 +72,12 @@ class Lowerer:
 
     def stmt(self, s: ast.Stmt) -> None:
         self.g.begin_scope()
+        outer, self.g.current_span = self.g.current_span, s.span
         try:
             with debuginfo.at(self.g, s.span):  # the statement's source line, when generating debug info
                 self._stmt(s)
         finally:
+            self.g.current_span = outer
             self.g.end_scope()
 
     def predicate(self, e: ast.Expr) -> ir.Value:
@@ -595,6 +597,18 @@ class Lowerer:
     def index(self, e: ast.Index) -> Val:
         g = self.g
         t = e.ty or T.I64
+        op = e.operand
+        if isinstance(op, ast.FieldAccess) and isinstance(op.ty, T.ArrayType) \
+                and isinstance(op.operand.ty, T.PointerType):
+            # An array member reached through a pointer ($t->signal->rlim[7]):
+            # read the one element, not the whole array (which may not even
+            # fit the 512-byte stack: mm->saved_auxv is 400 bytes).
+            arr = op.ty
+            esize = max(1, type_size(arr.element))
+            idx = self.value(e.index)
+            clamped = g.b.select(g.b.icmp_unsigned("<", idx, g.const(arr.count)), idx, g.const(0))
+            addr = g.b.add(self.address_of(op), g.b.mul(clamped, g.const(esize)))
+            return self._read_mem(addr, t, T.Field("", arr.element, 0), self._user_space(op.operand.ty))
         base = self.expr(e.operand)
         idx = self.value(e.index)
         bt = base.ty
