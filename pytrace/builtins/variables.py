@@ -133,6 +133,11 @@ def argn_entry(name: str) -> Builtin | None:
 
     def check(e: ast.Expr, ck: "Checker") -> T.Type:
         for a in ck.scope.attaches:
+            why = a.detail.get("arg_error")
+            if why and n >= a.nargs:
+                # A USDT argument the note's operand could not be decoded for.
+                ck.error(f"'{name}' of {a.target} cannot be read: {why}", e.span)
+                return T.U64
             if a.nargs == 0:
                 hint = "use args.NAME" if a.args is not None else _no_args_hint(a)
                 ck.error(f"'{name}' is not available in {a.provider} probes", e.span, hints=[hint])
