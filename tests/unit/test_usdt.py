@@ -476,7 +476,8 @@ def test_undecodable_argument(fake_kernel: FakeKernel, probes_bin: Path, tmp_pat
                            "argument '-8@counter(%rip)': symbol 'counter' not found")
     assert "hint: arg0 cannot be used in this probe" in text
     _, text = resolve(fake_kernel, f"usdt:{stripped}:demo:global", body="@ = arg0;")
-    assert "error: 'arg0' is not available in usdt probes" in text
+    assert f"error: 'arg0' of usdt:{stripped}:demo:global cannot be read: argument '-8@counter(%rip)': " \
+           "symbol 'counter' not found" in text
     # A probe with register operands keeps them.
     (a,), text = resolve(fake_kernel, f"usdt:{stripped}:demo:six", body="@ = arg5;")
     assert text == "" and a.nargs == 6
