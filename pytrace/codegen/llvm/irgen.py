@@ -30,7 +30,7 @@ from llvmlite.ir.values import ArgumentAttributes
 
 from ...records import dataclass
 from ...semantic import types as T
-from ..layout import COUNTERS_SECTION, LOST_SLOT, counter_symbol
+from ..layout import COUNTERS_SECTION, counter_symbol
 
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 I8P = I8.as_pointer()
