@@ -42,6 +42,9 @@ _HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
      "the loop never ends: nothing in its body changes what its condition tests"),
     (re.compile(r"jumps is too complex|BPF program is too large"),
      "the verifier checks every iteration of a loop: give loops a small constant bound"),
+    (re.compile(r"cannot use helper bpf_override_return"),
+     "override() needs a kernel built with CONFIG_BPF_KPROBE_OVERRIDE, and works only on functions marked "
+     "ALLOW_ERROR_INJECTION"),
     (re.compile(r"GPL-restricted function"),
      "this calls a kernel helper only GPL-compatible programs may use: config = { license = \"GPL\" }"),
 )

@@ -714,6 +714,11 @@ class Checker:
             return dst
         if not (src.is_integer() or isinstance(src, (T.PointerType, T.SymbolType, T.ArrayType))):
             self.error(f"cannot cast {src} to {dst}", e.span)
+        if isinstance(dst, T.PointerType) and isinstance(src, T.PointerType) \
+                and dst.addrspace is T.AddrSpace.NONE and src.addrspace is not T.AddrSpace.NONE:
+            # A pointer cast keeps the address space (as bpftrace's does):
+            # (struct pt_regs *)ctx in a uprobe is still kernel memory.
+            return T.PointerType(dst.pointee, src.addrspace)
         return dst
 
     def field_access(self, e: ast.FieldAccess) -> T.Type:

@@ -488,3 +488,16 @@ def test_address_of_fields() -> None:
     assert out.startswith("02:AA:BB:CC:DD:0E\n")
     r = run_both('BEGIN { $x = 1; printf("%p\\n", &$x); exit(); }', None, wait_exit=True, tools=("pytrace",))["pytrace"]
     assert r.rc == 1 and "'&' of a variable or a map is not supported" in r.stderr
+
+
+def test_ctx_is_the_context_pointer(cprog: str) -> None:
+    """'ctx' outside iter probes: the context pointer (kernel memory, also
+    after a cast in a uprobe): pt_regs->di is arg0 of a uprobe, and a
+    syscall tracepoint's record holds __syscall_nr at offset 8 (its first 8
+    bytes are the kernel's pt_regs pointer, not the common fields)."""
+    out = pytrace_only('tracepoint:syscalls:sys_enter_getpid /pid == $1/ { printf("%d %d\\n", ctx != 0, '
+                       '*(int32 *)(ctx + 8) == 39); exit(); }', lambda: getpid_n(1), params=[PID])
+    assert out.startswith("1 1\n")
+    out = pytrace_only(f'uprobe:{cprog}:pt_add /pid == cpid/ {{ @[((struct pt_regs *)ctx)->di == arg0] = count(); }}',
+                       tool_args=["-c", f"{cprog} 3"], wait_exit=True)
+    assert "@[1]: 3\n" in out and "@[0]" not in out

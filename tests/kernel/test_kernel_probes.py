@@ -131,3 +131,18 @@ def test_hardware_events_need_a_pmu() -> None:
     assert r.stderr == ("pytrace: cannot attach hardware:cache-misses:1000: this machine has no hardware "
                         "performance counters (no 'cpu' PMU, common in virtual machines)\n"
                         "hint: use a software event instead, e.g. software:cpu-clock:1000000\n")
+
+
+def test_override_is_lowered_and_its_refusal_explained() -> None:
+    """override(rc) becomes bpf_override_return(ctx, rc) in a kprobe; a
+    kernel without CONFIG_BPF_KPROBE_OVERRIDE refuses the helper, which is
+    reported at the statement with the reason."""
+    asm = pytrace("--emit", "asm", "--unsafe", "-e", "kprobe:should_failslab { override(-12); }")
+    assert asm.returncode == 0 and "call 58" in asm.stdout
+    r = pytrace("--unsafe", "-e", "kprobe:should_failslab { override(-12); }")
+    if "cannot use helper bpf_override_return" not in r.stderr:
+        pytest.skip("this kernel has bpf_override_return for kprobes: the kernel matrix runs it")
+    assert r.returncode == 1
+    assert r.stderr.startswith("stdin:1:26: error: the kernel's verifier rejected this statement: program of this "
+                               "type cannot use helper bpf_override_return#58\n")
+    assert "hint: override() needs a kernel built with CONFIG_BPF_KPROBE_OVERRIDE" in r.stderr

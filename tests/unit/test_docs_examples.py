@@ -27,7 +27,7 @@ from pytrace.source import SourceFile
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 # Pages whose examples must also type-check against the live kernel.
-CHECKED_DOCS = ("builtins.md", "running.md", "output.md")
+CHECKED_DOCS = ("builtins.md", "running.md", "output.md", "probes.md")
 # Fence words that stand for command-line flags of an example.
 KNOWN_FLAGS = frozenset({"--unsafe", "-c"})
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .lower import Lowerer
 
 RINGBUF_MAP = "pt_events"
+H_OVERRIDE_RETURN = 58
 
 
 def _u32(g, v: ir.Value) -> ir.Value:  # type: ignore[no-untyped-def]
@@ -79,6 +80,11 @@ def builtin_variable(lw: "Lowerer", e: ast.Expr) -> Val:
         return stack(lw, e, name == "ustack")
     if name == "ctx" and lw.pctx.kind == "iter":
         return Val(t, reg=lw.pctx.iter_ctx(g))
+    if name == "ctx":
+        # The program's context pointer as a value (bpftrace: 'ctx' is a
+        # pointer to pt_regs in kprobes/uprobes, to the record in
+        # tracepoints); reading through it goes through probe_read.
+        return Val(t, reg=g.b.ptrtoint(g.ctx, I64))
     raise CodegenError(f"'{name}' is not supported by the code generator yet", e.span)
 
 
@@ -287,6 +293,12 @@ def call(lw: "Lowerer", e: ast.Call) -> Val:
         else:
             found = strings.contains(lw, lw.expr(e.args[0]), lw.expr(needle))
         return Val(t, reg=g.b.zext(found, I64))
+    if name == "override":
+        # bpf_override_return (helper 58): the probed kernel function returns
+        # rc without running; only kprobes on functions marked
+        # ALLOW_ERROR_INJECTION, with CONFIG_BPF_KPROBE_OVERRIDE.
+        g.helper(H_OVERRIDE_RETURN, [g.ctx, lw.value(e.args[0])])
+        return Val(T.VOID, reg=g.const(0))
     if name == "signal":
         arg = e.args[0]
         if isinstance(arg, ast.String):
