@@ -15,8 +15,13 @@ layouts as ``pytrace.bpf.elf`` but reads only the sections asked for:
 for libc, ~30 ms for libstdc++ here) and copies every section, which a
 debug file of hundreds of MB makes prohibitive.
 
-``resolve_library`` finds a file the way the dynamic loader would: a path,
-a library's short name through /etc/ld.so.cache, or an executable on PATH.
+``resolve_library`` (kernel/libraries.py, re-exported here) finds a file
+the way the dynamic loader would: a path, a library's short name through
+/etc/ld.so.cache, or an executable on PATH.
+
+The ELF constants and the Section/Segment records are this module's own
+(same fields as ``pytrace.bpf.elf``'s): importing bpf.elf would pull the
+bpf(2) layer into ``pytrace -l``, which never loads a program.
 """
 
 from __future__ import annotations
@@ -30,12 +35,21 @@ import zlib
 from types import MappingProxyType
 from typing import NamedTuple
 
-from ..bpf.elf import (PT_LOAD, SHN_UNDEF, SHN_XINDEX, SHT_DYNSYM, SHT_NOBITS, SHT_NULL,
-                       SHT_SYMTAB, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT, ElfError,
-                       Section, Segment)
 from ..records import dataclass, field
 from .demangle import Demangler, default_demangler, strip_parameters
+from .libraries import (LD_SO_CACHE, LibraryResolver, parse_ld_so_cache, proc_root, read_ld_so_cache,
+                        resolve_library)
 
+__all__ = ["ElfHeaders", "ElfSymbols", "Symbol", "SymbolTable", "find_debug_file", "find_symbol",
+           "load_symbol_table", "parse_notes", "LD_SO_CACHE", "parse_ld_so_cache", "read_ld_so_cache",
+           "resolve_library"]
+
+# ELF gABI section types, symbol types and bindings, special indices.
+SHT_NULL, SHT_SYMTAB, SHT_NOBITS, SHT_DYNSYM = 0, 2, 8, 11
+STT_OBJECT, STT_FUNC = 1, 2
+STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
+SHN_UNDEF, SHN_XINDEX = 0, 0xFFFF
+PT_LOAD = 1
 STT_GNU_IFUNC = 10
 STB_GNU_UNIQUE = 10
 SHT_NOTE = 7
@@ -51,19 +65,35 @@ _PHDR = struct.Struct("<IIQQQQQQ")
 _SYM = struct.Struct("<IBBHQQ")
 _NOTE = struct.Struct("<III")
 
-# ld.so.cache, "new" format (glibc elf/dl-cache.h): a 48-byte header, then
-# nlibs 24-byte entries; key and value are offsets of the soname and path
-# strings, counted from the start of this header.
-LD_SO_CACHE = "/etc/ld.so.cache"
-_CACHE_MAGIC = b"glibc-ld.so.cache1.1"
-_CACHE_HEADER = struct.Struct("<20sII")
-_CACHE_HEADER_SIZE = 48
-_CACHE_ENTRY = struct.Struct("<iIIIQ")
-FLAG_ELF_LIBC6, FLAG_TYPE_MASK = 0x0003, 0x00FF
-FLAG_X8664_LIB64, FLAG_REQUIRED_MASK = 0x0300, 0xFF00
-# Where the loader looks when the cache has no answer (Debian x86_64).
-STANDARD_LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64",
-                         "/usr/lib", "/lib")
+
+class Section(NamedTuple):
+    index: int
+    name: str
+    type: int
+    flags: int
+    addr: int
+    offset: int
+    size: int
+    link: int
+    info: int
+    entsize: int
+    data: bytes = b""  # always empty here: ElfHeaders.read() reads on demand
+
+
+class Segment(NamedTuple):
+    type: int
+    flags: int
+    offset: int
+    vaddr: int
+    filesz: int
+    memsz: int
+
+
+def elf_error(message: str) -> ValueError:
+    """``pytrace.bpf.elf.ElfError`` (what callers catch), imported only when
+    a file is refused: see the module docstring."""
+    from ..bpf.elf import ElfError
+    return ElfError(message)
 
 
 @dataclass(frozen=True)
@@ -82,9 +112,9 @@ class ElfHeaders:
         with open(path, "rb") as fh:
             head = fh.read(_EHDR.size)
             if len(head) < _EHDR.size or head[:4] != b"\x7fELF":
-                raise ElfError(f"{path}: not an ELF file")
+                raise elf_error(f"{path}: not an ELF file")
             if head[4] != 2 or head[5] != 1:
-                raise ElfError(f"{path}: only 64-bit little-endian ELF files are supported")
+                raise elf_error(f"{path}: only 64-bit little-endian ELF files are supported")
             (_, etype, machine, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum,
              shstrndx) = _EHDR.unpack(head)
             try:
@@ -108,7 +138,7 @@ class ElfHeaders:
                     fh.seek(shdrs[shstrndx][4])
                     names = fh.read(shdrs[shstrndx][5])
             except struct.error:
-                raise ElfError(f"{path}: truncated ELF headers") from None
+                raise elf_error(f"{path}: truncated ELF headers") from None
         sections = [Section(i, _cstr(names, nm), typ, flags, addr, off, size, link, info, entsize, b"")
                     for i, (nm, typ, flags, addr, off, size, link, info, _al, entsize) in enumerate(shdrs)]
         return cls(path, etype, machine, sections, segments)
@@ -127,7 +157,7 @@ class ElfHeaders:
             fh.seek(section.offset)
             data = fh.read(section.size)
         if len(data) != section.size:
-            raise ElfError(f"{self.path}: section {section.name!r} runs past the end of the file")
+            raise elf_error(f"{self.path}: section {section.name!r} runs past the end of the file")
         return data
 
     def file_offset(self, vaddr: int) -> int | None:
@@ -225,10 +255,12 @@ class SymbolTable:
 
     def demangled(self, name: str) -> str | None:
         """``name`` demangled (None for C names), memoised per table."""
-        if not name.startswith("_Z") or self._demangler is None:
+        if not name.startswith("_Z"):
             return None
         if name not in self._demangled:
-            self._demangled[name] = self._demangler(name)
+            # libstdc++ is loaded on the first C++ name, not with the table.
+            demangler = self._demangler or default_demangler()
+            self._demangled[name] = demangler(name)
         return self._demangled[name]
 
     def match(self, pattern: str) -> list[Symbol]:
@@ -274,6 +306,21 @@ class SymbolTable:
         if size and vaddr >= start + size:
             return None
         return name, vaddr - start
+
+    def containing(self, vaddr: int) -> Symbol | None:
+        """The function holding link-time address ``vaddr``, named as
+        symbolize() names it; a function of unknown size (0) holds only its
+        first byte, since where it ends nobody knows."""
+        hit = self.symbolize(vaddr)
+        if hit is None:
+            return None
+        name, off = hit
+        i = bisect.bisect_right(self._addrs or [], vaddr) - 1
+        size = self._at_addr[i][1]
+        if off and not size:
+            return None
+        start = vaddr - off
+        return Symbol(name, start, size, self.headers.file_offset(start))
 
     def _index(self) -> None:
         # Built on first use only: listing and attaching never need it.
@@ -351,7 +398,7 @@ def find_symbol(path: str, name: str, types: frozenset[int] = frozenset((STT_OBJ
             try:
                 dh = ElfHeaders.open(debug)
                 found = _find_in(dh, [s for s in dh.sections if s.type == SHT_SYMTAB], name, types)
-            except (OSError, ElfError):
+            except (OSError, ValueError):  # ValueError: ElfError
                 pass  # a broken debug file must not hide a symbol the binary has not
     if found is None:
         return None
@@ -383,7 +430,7 @@ def find_debug_file(headers: ElfHeaders) -> str | None:
     """The separate debug file of ``headers``' file: by build-id under
     /usr/lib/debug/.build-id, else by .gnu_debuglink next to the file, in
     its .debug/ or under /usr/lib/debug (GDB's order), with the CRC checked."""
-    root = _proc_root(headers.path)
+    root = proc_root(headers.path)
     build_id = headers.build_id()
     if build_id and len(build_id) > 2:
         cand = f"{root}{DEBUG_ROOT}/.build-id/{build_id[:2]}/{build_id[2:]}.debug"
@@ -416,12 +463,6 @@ def _crc32(path: str) -> int:
     return crc
 
 
-def _proc_root(path: str) -> str:
-    """"/proc/PID/root" when ``path`` lies under a process's root, else ""."""
-    m = re.match(r"^/proc/\d+/root(?=/)", path)
-    return m.group(0) if m else ""
-
-
 def load_symbol_table(path: str, *, debuginfo: bool = True,
                       demangler: Demangler | None = None) -> SymbolTable:
     """Read ``path``'s function symbols (uncached; see ElfSymbols).
@@ -435,9 +476,9 @@ def load_symbol_table(path: str, *, debuginfo: bool = True,
             try:
                 dh = ElfHeaders.open(debug)
                 _function_entries(dh, [s for s in dh.sections if s.type == SHT_SYMTAB], entries)
-            except (OSError, ElfError):
+            except (OSError, ValueError):  # ValueError: ElfError
                 pass  # a broken debug file must not hide the binary's own symbols
-    return SymbolTable(headers, entries, demangler if demangler is not None else default_demangler())
+    return SymbolTable(headers, entries, demangler)
 
 
 class ElfSymbols:
@@ -449,7 +490,7 @@ class ElfSymbols:
         self.debuginfo = debuginfo
         self._demangler = demangler
         self._tables: dict[str, tuple[tuple[int, int, int], SymbolTable]] = {}
-        self._ld_cache: tuple[tuple[int, int, int], list[tuple[str, str]]] | None = None
+        self._libraries = LibraryResolver()
 
     def load(self, path: str) -> SymbolTable:
         """The symbol table of ``path``; raises OSError or ElfError."""
@@ -464,136 +505,4 @@ class ElfSymbols:
 
     def resolve_library(self, name: str, pid: int | None = None) -> str | None:
         """``resolve_library`` with the parsed ld.so.cache kept between calls."""
-        try:
-            st = os.stat(LD_SO_CACHE)
-            key = (st.st_dev, st.st_ino, st.st_mtime_ns)
-            if self._ld_cache is None or self._ld_cache[0] != key:
-                self._ld_cache = (key, read_ld_so_cache())
-            entries: list[tuple[str, str]] | None = self._ld_cache[1]
-        except OSError:
-            entries = None
-        return resolve_library(name, pid, cache=entries)
-
-
-def parse_ld_so_cache(raw: bytes) -> list[tuple[str, str]]:
-    """(soname, path) of each x86-64 libc6 library in an ld.so.cache image,
-    in cache order (which ldconfig sorts highest version first)."""
-    # Old glibc wrote the "ld.so-1.7.0" table first and the new one after
-    # it; current glibc writes only the new one.  Finding the magic handles both.
-    start = raw.find(_CACHE_MAGIC)
-    if start < 0 or len(raw) < start + _CACHE_HEADER_SIZE:
-        return []
-    _, nlibs, _strings = _CACHE_HEADER.unpack_from(raw, start)
-    out = []
-    pos = start + _CACHE_HEADER_SIZE
-    for _ in range(nlibs):
-        if pos + _CACHE_ENTRY.size > len(raw):
-            break
-        flags, key, value, _osv, _hwcap = _CACHE_ENTRY.unpack_from(raw, pos)
-        pos += _CACHE_ENTRY.size
-        if (flags & FLAG_TYPE_MASK) != FLAG_ELF_LIBC6 or \
-                (flags & FLAG_REQUIRED_MASK) != FLAG_X8664_LIB64:
-            continue  # i386 or x32 libraries the loader would not pick for us
-        out.append((_cstr(raw, start + key), _cstr(raw, start + value)))
-    return out
-
-
-def read_ld_so_cache(path: str = LD_SO_CACHE) -> list[tuple[str, str]]:
-    with open(path, "rb") as fh:
-        return parse_ld_so_cache(fh.read())
-
-
-def _library_match(name: str, soname: str) -> bool:
-    """Whether ``soname`` is what the short library name ``name`` means:
-    itself, or with a ".so" suffix and version: "libc" -> "libc.so.6",
-    "libssl" -> "libssl.so.3" but not NSS's "libssl3.so", "libc.so" -> "libc.so.6"."""
-    if soname == name:
-        return True
-    suffix = "." if name.endswith(".so") or ".so." in name else ".so"
-    return soname.startswith(name + suffix)
-
-
-def _is_elf(path: str) -> bool:
-    # libc.so in a lib directory is a linker script, not the library.
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(4) == b"\x7fELF"
-    except OSError:
-        return False
-
-
-def _in_root(path: str, pid: int | None) -> str:
-    """``path`` as seen by process ``pid`` (through its /proc root, so a
-    process in another mount namespace gets its own file), else as is."""
-    if pid is not None and path.startswith("/"):
-        rooted = f"/proc/{pid}/root{path}"
-        if os.path.exists(rooted):
-            return rooted
-    return path
-
-
-def _mapped_library(name: str, pid: int) -> str | None:
-    """The file a running process has mapped for library ``name``: exactly
-    what its loader chose, whatever LD_LIBRARY_PATH or rpath said."""
-    try:
-        with open(f"/proc/{pid}/maps") as fh:
-            for line in fh:
-                parts = line.split(None, 5)
-                if len(parts) == 6 and parts[5].startswith("/"):
-                    path = parts[5].rstrip("\n")
-                    if _library_match(name, os.path.basename(path)):
-                        return _in_root(path, pid)
-    except OSError:
-        pass
-    return None
-
-
-def resolve_library(name: str, pid: int | None = None, *,
-                    cache: list[tuple[str, str]] | None = None) -> str | None:
-    """The file a uprobe/usdt target names, found the way the dynamic loader
-    and the shell would: a path (seen from ``pid``'s root when given); a
-    library by soname or short name ("libc.so.6", "libc", "libssl") from the
-    process's mappings, /etc/ld.so.cache (``cache``: parsed entries, else
-    read now), then the standard directories; an executable on PATH
-    ("bash").  None when nothing is found."""
-    if not name:
-        return None
-    if "/" in name:
-        found = _in_root(name, pid)
-        return found if os.path.exists(found) else None
-    if pid is not None:
-        mapped = _mapped_library(name, pid)
-        if mapped is not None:
-            return mapped
-    if cache is None:
-        try:
-            cache = read_ld_so_cache()
-        except OSError:
-            cache = []
-    for soname, path in cache:
-        if _library_match(name, soname) and os.path.exists(path):
-            return _in_root(path, pid)
-    # After a cache miss the loader tries its default directories itself
-    # (a library installed without running ldconfig is still found).
-    for d in STANDARD_LIBRARY_DIRS:
-        try:
-            files = sorted((f for f in os.listdir(d) if _library_match(name, f)),
-                           key=_version_key, reverse=True)
-        except OSError:
-            continue
-        for f in files:
-            path = os.path.join(d, f)
-            if _is_elf(path):
-                return _in_root(path, pid)
-    for d in os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":"):
-        if not d:
-            continue
-        cand = _in_root(os.path.join(d, name), pid)
-        if os.path.isfile(cand) and os.access(cand, os.X_OK):
-            return cand
-    return None
-
-
-def _version_key(soname: str) -> tuple[int, ...]:
-    # "libfoo.so.1.10" sorts above "libfoo.so.1.9" and above "libfoo.so".
-    return tuple(int(p) for p in soname.split(".so", 1)[-1].split(".") if p.isdigit())
+        return self._libraries.resolve(name, pid)

@@ -4,7 +4,9 @@ symbols from the ELF files mapped by a process (/proc/PID/maps).
 Both are loaded lazily and cached on the resolver object (reading kallsyms
 costs ~0.3 s here, so a script that never prints a kernel address never pays
 for it).  Text follows bpftrace: ``name+offset`` for stack frames and
-``name`` for ksym()/usym(), and the address in hex when nothing matches.
+``name`` for ksym()/usym(), and the address in hex when nothing matches;
+C++ user symbols demangled (``ns::f(int)+4``) as with bpftrace's default
+``cpp_demangle``.
 """
 
 from __future__ import annotations
@@ -77,11 +79,14 @@ class _Mapping:
 
 class UserSymbols:
     """Per-process user-space symbolisation through ELF symbol tables
-    (``elfsyms``: headers and symbol sections only, cached per file)."""
+    (``elfsyms``: headers and symbol sections only, cached per file).
+    C++ names are demangled (``ns::f(int)+4``), as bpftrace does with its
+    default ``cpp_demangle = 1``; ``demangle=False`` keeps them mangled."""
 
-    def __init__(self) -> None:
+    def __init__(self, demangle: bool = True) -> None:
         from .elfsyms import ElfSymbols
         self._symbols = ElfSymbols()
+        self.demangle = demangle
         self._tables: dict[str, object] = {}
         self._maps: dict[int, list[_Mapping]] = {}
 
@@ -126,21 +131,10 @@ class UserSymbols:
                 if hit is None:
                     break
                 name, off = hit
+                if self.demangle:
+                    name = table.demangled(name) or name  # type: ignore[attr-defined]
                 return f"{name}+{off}" if offset else name
         return f"0x{addr:x}"
-
-
-def symbol_offset(path: str, symbol: str) -> tuple[int, int] | None:
-    """(file offset, size) of a function symbol in an ELF file, for uprobes:
-    the file offset is st_value - PT_LOAD.p_vaddr + p_offset."""
-    from .elfsyms import ElfSymbols
-    try:
-        sym = ElfSymbols().load(path).lookup(symbol)
-    except Exception:  # not an ELF file, unreadable
-        return None
-    if sym is None or sym.file_offset is None:
-        return None
-    return sym.file_offset, sym.size
 
 
 def username(uid: int) -> str:

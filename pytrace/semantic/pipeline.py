@@ -179,6 +179,11 @@ def probes_pass(c: Compilation) -> None:
             c.diags.error("iter probes cannot share a block with other probe types", probe.span)
         total += len(attaches)
         c.probes.append(CheckedProbe(probe, attaches))
+    if total == 0 and not c.diags.has_errors():
+        # As bpftrace 0.17 ("No probes to attach"): attach points that name
+        # nothing (a uprobe on a function the library lacks: warned above)
+        # are passed over, and only a script left with none fails.
+        c.diags.error("no probes to attach: every attach point of the script was passed over", None)
     max_probes = int(c.config.get("max_probes", 512))
     syscall_like = all(a.provider == "tracepoint" for p in c.probes for a in p.attaches)
     # Tracepoints are attached through shared raw tracepoints (issue: fast

@@ -818,10 +818,11 @@ hint: the form is uprobe:/path/to/binary:function (or a library name: uprobe:lib
      r'uprobe:/bin/bash:bad-name { }',
      {},
      r'''
-stdin:1:18: error: invalid function name 'bad-name'
+stdin:1:18: warning: function 'bad-name' not found in /bin/bash
 uprobe:/bin/bash:bad-name { }
                  ^~~~~~~~
-hint: the form is uprobe:/path/to/binary:function (or a library name: uprobe:libc:malloc)
+hint: list them with: pytrace -l 'uprobe:/bin/bash:*'
+error: no probes to attach: every attach point of the script was passed over
 '''),
     ("uprobe-too-many-parts",
      r'uprobe:/bin/bash:readline:x { }',
@@ -3554,7 +3555,7 @@ BEGIN { if (pid > LIMIT) { exit(); } }''',
      r'tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }',
      {}),
     ("all-providers-resolve",
-     r'interval:ms:100 { @i = 1; } profile:99hz { @p = 1; } software:cpu-clock:1000 { @s = 1; } hardware:cycles { @h = 1; } watchpoint:0x1000:8:w { @w = 1; } usdt:/bin/bash:probe { @u = 1; } iter:task { @t = 1; } END { clear(@i); }',
+     r'interval:ms:100 { @i = 1; } profile:99hz { @p = 1; } software:cpu-clock:1000 { @s = 1; } hardware:cycles { @h = 1; } watchpoint:0x1000:8:w { @w = 1; } usdt:/usr/bin/python3.11:python:function__entry { @u = 1; } iter:task { @t = 1; } END { clear(@i); }',
      {}),
 ]
 

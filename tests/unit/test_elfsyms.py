@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from pytrace.kernel.demangle import Demangler, demangle, strip_parameters
 from pytrace.kernel.elfsyms import (ElfHeaders, ElfSymbols, load_symbol_table, parse_ld_so_cache,
                                     resolve_library)
+from pytrace.kernel.libraries import strip_root
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
@@ -247,3 +249,44 @@ def test_resolve_for_a_process() -> None:
     assert os.path.samefile(libc, resolve_library("libc"))  # type: ignore[arg-type]
     assert resolve_library("/bin/sh", pid=pid) == f"/proc/{pid}/root/bin/sh"
     assert ElfSymbols().resolve_library("libc") == resolve_library("libc")
+    # /proc paths are the kernel's own, the same from every root.
+    assert resolve_library(f"/proc/{pid}/exe", pid=pid) == f"/proc/{pid}/exe"
+    assert strip_root(libc) == libc[len(f"/proc/{pid}/root"):]
+    assert strip_root("/usr/lib/x.so") == "/usr/lib/x.so"
+
+
+def test_containing_function(cxx_bin: Path) -> None:
+    """The function an address falls in, with its start, size and file
+    offset; nothing past a function's end, nor inside one of unknown size."""
+    table = load_symbol_table(str(cxx_bin))
+    sym = table.lookup("plain_c")
+    assert sym is not None and sym.size > 2
+    assert table.containing(sym.vaddr + 2) == sym
+    assert table.containing(sym.vaddr) == sym
+    # crt code (_init, deregister_tm_clones...) has size 0: symbolize()
+    # still names an address after it (for stacks), containing() does not.
+    sized0 = [s for n in table.functions() if (s := table.lookup(n)) is not None and s.size == 0
+              and table.symbolize(s.vaddr + 1) == (s.name, 1)]
+    assert sized0
+    assert all(table.containing(s.vaddr + 1) is None and table.containing(s.vaddr) == s for s in sized0)
+    assert table.containing(0) is None
+
+
+def test_errors_are_bpf_elf_errors(tmp_path: Path) -> None:
+    """Callers (kernel/addresses.py) catch pytrace.bpf.elf.ElfError."""
+    from pytrace.bpf.elf import ElfError
+    bad = tmp_path / "text"
+    bad.write_text("not an ELF file\n")
+    with pytest.raises(ElfError, match="not an ELF file"):
+        ElfHeaders.open(str(bad))
+
+
+def test_listing_imports_no_bpf_layer() -> None:
+    """Reading symbols (pytrace -l 'uprobe:...') does not import the bpf(2)
+    layer: start-up cost only a run needs."""
+    code = ("import sys; from pytrace.kernel.elfsyms import load_symbol_table, resolve_library; "
+            "load_symbol_table(resolve_library('libc')); "
+            "print(sorted(m for m in sys.modules if m.startswith('pytrace.bpf')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout
+    assert out.strip() == "[]"
