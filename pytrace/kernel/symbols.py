@@ -91,20 +91,34 @@ class UserSymbols:
         self._maps: dict[int, list[_Mapping]] = {}
 
     def _mappings(self, pid: int) -> list[_Mapping]:
-        if pid not in self._maps:
-            out = []
-            try:
-                with open(f"/proc/{pid}/maps") as f:
-                    for line in f:
-                        parts = line.split(None, 5)
-                        if len(parts) < 6 or "x" not in parts[1]:
-                            continue
-                        lo, hi = (int(x, 16) for x in parts[0].split("-"))
-                        out.append(_Mapping(lo, hi, int(parts[2], 16), parts[5].strip()))
-            except OSError:
-                pass
-            self._maps[pid] = out
+        if not self._maps.get(pid):
+            # Unknown, or unreadable last time (a process not yet exec'd).
+            self._maps[pid] = self._read_maps(pid)
         return self._maps[pid]
+
+    def snapshot(self, pid: int) -> None:
+        """Read ``pid``'s mappings now, keeping the last readable ones: a
+        process that exits right after its event (a short ``-c`` command)
+        has no /proc/PID/maps by the time a user stack is symbolised, and
+        the snapshot taken while it ran stands in for it."""
+        fresh = self._read_maps(pid)
+        if fresh:
+            self._maps[pid] = fresh
+
+    @staticmethod
+    def _read_maps(pid: int) -> list[_Mapping]:
+        out = []
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                for line in f:
+                    parts = line.split(None, 5)
+                    if len(parts) < 6 or "x" not in parts[1]:
+                        continue
+                    lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                    out.append(_Mapping(lo, hi, int(parts[2], 16), parts[5].strip()))
+        except OSError:
+            pass
+        return out
 
     def _table(self, path: str):  # type: ignore[no-untyped-def]
         if path not in self._tables:

@@ -204,8 +204,10 @@ class EventHandler:
             from ..output.text import format_value
             return format_value(v)
         if hasattr(v, "frames"):
-            from ..output.text import format_value
-            return format_value(v)
+            # A stack inside printf text: its frames, each on its own line,
+            # without the extra newline print() adds after it (as 0.17).
+            from ..output.text import value_str
+            return value_str(v) if v.frames else ""  # type: ignore[attr-defined]
         if isinstance(v, bool):
             return int(v)
         if isinstance(v, V.Buffer):

@@ -392,8 +392,17 @@ class Session:
         pid = self.options.pid
         batch_flush = self.options.buffering is None
         self._tracing = True
+        traced = pid or (child.pid if child is not None else None)
+        snapshots = traced is not None and self._symbolises_user_space()
+        last_snapshot = 0.0
         try:
             while not self.stopping:
+                if snapshots and time.monotonic() - last_snapshot > 0.02:
+                    # Keep the traced process's mappings while it lives (see
+                    # UserSymbols.snapshot): it may exit before its last
+                    # events are decoded.  (~50 us a read, at most 50 a second.)
+                    self.resolver.usyms.snapshot(traced)
+                    last_snapshot = time.monotonic()
                 # A bounded batch: a flood of events must not keep the loop
                 # from seeing exit() or Ctrl-C.
                 got = self.ringbuf.poll(0.1, limit=65536)
@@ -418,6 +427,14 @@ class Session:
             self.print_all_maps()
         self._flush()
         return self.exit_code
+
+    def _symbolises_user_space(self) -> bool:
+        """Whether the script prints user addresses as symbols (ustack,
+        usym, func of a uprobe)."""
+        from ..frontend import ast
+        assert self.comp.program is not None
+        return any(isinstance(n, (ast.Ident, ast.Call)) and n.name in ("ustack", "usym", "func")
+                   for n in self.comp.program.walk())
 
     def _flush(self) -> None:
         if self.options.buffering != "full" and not self.output_closed:
