@@ -195,7 +195,9 @@ class Session:
             if self.options.verbose:
                 self._describe_program(spec, fd)
         self._fill_filters()
-        self.resolver = decode.Resolver(layout, stack_lookup=self._stack_lookup,
+        from ..kernel.symbols import UserSymbols
+        self.resolver = decode.Resolver(layout, usyms=UserSymbols(demangle=self._demangle),
+                                        stack_lookup=self._stack_lookup,
                                         boot_wall_ns=time.time_ns() - time.monotonic_ns(),
                                         func_names=self._func_names(layout))
         return True
@@ -247,12 +249,24 @@ class Session:
         from ..kernel.addresses import default_resolve
         return default_resolve(kind, name, binary)
 
+    @property
+    def _demangle(self) -> bool:
+        """config cpp_demangle (bpftrace's default 1): C++ names in func,
+        usym and ustack demangled."""
+        return bool(self.comp.config.get("cpp_demangle", True))
+
     def _func_names(self, layout: Layout) -> list[str]:
+        """What 'func' prints for each probe (by probe index): the symbol,
+        demangled unless cpp_demangle is off."""
         names = []
         by_target = {a.target: a for p in self.comp.probes for a in p.attaches}
         for target in layout.probe_names:
             a = by_target.get(target)
-            names.append(str(a.detail.get("symbol") or a.detail.get("func") or target) if a else target)
+            if a is None:
+                names.append(target)
+                continue
+            sym = (None if self._demangle else a.detail.get("elf_symbol")) or a.detail.get("symbol")
+            names.append(str(sym or a.detail.get("func") or target))
         return names
 
     def _create_maps(self, layout: Layout) -> None:

@@ -166,3 +166,26 @@ def test_user_stack_in_printf_against_bpftrace(stack_prog: str) -> None:
     symbolising before the process exits, so it gets time here)."""
     compare(f'uprobe:{stack_prog}:leaf /pid == cpid/ {{ printf("[%s]<%s>\\n", ustack, kstack); }}',
             tool_args=["-c", f"{stack_prog} 300"], wait_exit=True)
+
+
+CPP_SOURCE = r"""
+#include <unistd.h>
+namespace ns { __attribute__((noinline)) int f(int a) { return a + 1; } }
+int main() { usleep(300000); volatile int x = ns::f(3); return x == 4 ? 0 : 1; }
+"""
+
+
+def test_cpp_demangle_config(tmp_path: Path) -> None:
+    """func and ustack print C++ names demangled, or mangled with
+    config = { cpp_demangle = 0 } (bpftrace's setting)."""
+    import shutil
+    if not shutil.which("g++"):
+        pytest.fail("g++ is needed (CI installs it with gcc)")
+    exe = tmp_path / "c"
+    (tmp_path / "c.cpp").write_text(CPP_SOURCE)
+    subprocess.run(["g++", "-O1", "-no-pie", "-fno-omit-frame-pointer", "-o", str(exe), str(tmp_path / "c.cpp")],
+                   check=True)
+    for setting, name in ((1, "ns::f(int)"), (0, "_ZN2ns1fEi")):
+        out = pytrace_only(f'config = {{ cpp_demangle = {setting} }} uprobe:{exe}:"ns::f" {{ @[func, ustack] = count(); }}',
+                           tool_args=["-c", str(exe)], wait_exit=True)
+        assert f"@[{name}, \n    {name}+0\n" in out, out
