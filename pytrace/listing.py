@@ -58,6 +58,9 @@ def list_probes(pattern: str | None, out: TextIO, *, verbose: bool = False, pid:
     default = [p for p in registry.providers if p.listed_by_default]
     lines: list[str] = []
     pattern = (pattern or "").strip()
+    if not pattern and pid is not None:
+        # 'pytrace -l -p PID': the process's probes, as bpftrace lists them.
+        return sum(list_probes(p, out, verbose=verbose, pid=pid, warn=warn) for p in ("uprobe:*", "usdt:*"))
     if not pattern or pattern == "*":
         for prov in default:
             lines.extend(prov.list_probes("*", quiet))

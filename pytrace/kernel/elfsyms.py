@@ -362,9 +362,11 @@ def _function_entries(headers: ElfHeaders, sections: list[Section],
         for i, (nm, info, _other, shndx, value, size) in enumerate(
                 _SYM.iter_unpack(data[: len(data) // _SYM.size * _SYM.size])):
             # Cheapest tests first: this loop runs ~10^4 times per library.
-            # A non-zero value with SHN_UNDEF is a PLT stub standing in for
-            # an imported function (non-PIE executables): not ours to probe.
-            if not value or shndx == SHN_UNDEF or (info & 0xF) not in _FUNC_TYPES:
+            # A non-zero value with SHN_UNDEF is the PLT stub standing in for
+            # an imported function whose address the file takes (pointer
+            # equality): bpftrace (bcc's symbol walk) lists it and attaches
+            # there, so it is kept, below every definition of the name.
+            if not value or (info & 0xF) not in _FUNC_TYPES:
                 continue
             name = names[nm: find("\0", nm)]
             if not name:
@@ -374,6 +376,8 @@ def _function_entries(headers: ElfHeaders, sections: list[Section],
             rank = _BIND_RANK.get(info >> 4, 2)
             if i < nhidden and hidden[i] & VERSYM_HIDDEN:
                 rank += 3
+            if shndx == SHN_UNDEF:
+                rank += 6
             entries.append((name, value, size, rank))
 
 

@@ -335,6 +335,10 @@ class UprobeProvider(Provider):
             return []
         if t.address is not None:
             return []
+        if t.binary is None and lister.pid is not None:
+            # '-l uprobe:*' with -p: bpftrace 0.17 lists the executable as
+            # seen from the process's root.
+            files = [(path, f"/proc/{lister.pid}/root{shown}") for path, shown in files]
         if len(files) == 1 and not has_wildcard(t.binary or ""):
             try:
                 self.symbols().load(files[0][0])

@@ -157,3 +157,23 @@ def test_listing_libc_is_fast() -> None:
     assert best < 0.1, best
     bt = listing("bpftrace", "-l", f"uprobe:{libc}:*")
     assert out.getvalue() == bt.stdout
+
+
+def test_a_process_probes_with_p() -> None:
+    """'-l -p PID' lists the process's uprobes and USDT probes, and
+    'uprobe:*' with -p its executable's functions, named from the process's
+    root; an executable's canonical PLT entries (imported functions whose
+    address it takes, undefined with a value) are listed, as bcc does."""
+    python = "/usr/bin/python3.11"
+    if not Path(python).exists():
+        pytest.fail(f"{python} is needed (Debian's python3.11 package)")
+    proc = subprocess.Popen([python, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.3)
+        lines = same_listing("-l", "-p", str(proc.pid))
+        assert any(ln.startswith(f"usdt:/proc/{proc.pid}/root{python}:python:") for ln in lines)
+        assert f"uprobe:/proc/{proc.pid}/root{python}:XML_Parse" in lines
+        same_listing("-l", "uprobe:*", "-p", str(proc.pid))
+    finally:
+        proc.kill()
+        proc.wait()
