@@ -102,25 +102,106 @@ class KretprobeProvider(KprobeProvider):
     is_return = True
 
 
+# Kernel functions that kprobe tools (Debian's /usr/sbin/*.bt among them)
+# trace, with what sees the same events without kprobes, best first: the
+# first one this kernel offers is named.  ``{side}`` is "enter" for a kprobe
+# and "exit" for a kretprobe; a note says how the events relate when the
+# substitute is not the function's own tracepoint.
+_INSTEAD: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    # block_io_start/done replaced blk_account_io_* in 6.5; older kernels
+    # have only the request tracepoints.
+    (r"_*blk_account_io_start", ("tracepoint:block:block_io_start", "tracepoint:block:block_rq_issue"), ""),
+    (r"_*blk_account_io_(?:done|completion)",
+     ("tracepoint:block:block_io_done", "tracepoint:block:block_rq_complete"), ""),
+    # blk_mq_start_request() is where block_rq_issue fires.
+    (r"blk_(?:mq_)?start_request", ("tracepoint:block:block_rq_issue",), ""),
+    (r"md_flush_request", ("tracepoint:block:block_bio_queue",), "flushes have F in args->rwbs"),
+    # oom_kill_process() marks its victim (mark_oom_victim) before killing it.
+    (r"oom_kill_process|__oom_kill_process|out_of_memory", ("tracepoint:oom:mark_victim",), ""),
+    (r"swap_readpage|swap_read_folio|swapin_readahead|do_swap_page", ("software:major-faults:1",),
+     "a swap-in is a major page fault"),
+    # tcp_set_state() is where inet_sock_set_state fires; connect, accept and
+    # the SYN backlog are transitions of it.
+    (r"tcp_set_state|inet_sk_state_store", ("tracepoint:sock:inet_sock_set_state",), ""),
+    (r"tcp_connect|tcp_v[46]_connect", ("tracepoint:sock:inet_sock_set_state",),
+     "a connect is its CLOSE -> SYN_SENT transition"),
+    (r"inet_csk_accept", ("tracepoint:sock:inet_sock_set_state",),
+     "an accepted connection is its SYN_RECV -> ESTABLISHED transition"),
+    (r"tcp_v[46]_syn_recv_sock|tcp_conn_request", ("tracepoint:sock:inet_sock_set_state",),
+     "a connection from the SYN backlog is born in SYN_RECV"),
+    (r"tcp_drop|tcp_drop_reason|kfree_skb_reason|sk_skb_reason_drop", ("tracepoint:skb:kfree_skb",), ""),
+    (r"unix_stream_read_actor|unix_stream_recvmsg|unix_dgram_recvmsg|sock_recvmsg",
+     ("tracepoint:sock:sock_recv_length",), ""),
+    (r"xfs_file_read_iter", ("tracepoint:xfs:xfs_file_buffered_read",), ""),
+    (r"xfs_file_write_iter", ("tracepoint:xfs:xfs_file_buffered_write",), ""),
+    (r"ext4_file_read_iter", ("tracepoint:syscalls:sys_{side}_read",), ""),
+    (r"ext4_file_write_iter", ("tracepoint:syscalls:sys_{side}_write",), ""),
+    # The VFS entry points behind the file syscalls (vfs_* as a whole: every
+    # syscall).
+    (r"vfs_(?:read|readv|iter_read)", ("tracepoint:syscalls:sys_{side}_read",), ""),
+    (r"vfs_(?:write|writev|iter_write)", ("tracepoint:syscalls:sys_{side}_write",), ""),
+    (r"vfs_fsync(?:_range)?", ("tracepoint:syscalls:sys_{side}_fsync",), ""),
+    (r"vfs_open|do_filp_open|vfs_create", ("tracepoint:syscalls:sys_{side}_openat",), ""),
+    (r"vfs_(?:statx|getattr|fstatat)", ("tracepoint:syscalls:sys_{side}_statx",), ""),
+    (r"vfs_unlink", ("tracepoint:syscalls:sys_{side}_unlinkat",), ""),
+    (r"vfs_rename", ("tracepoint:syscalls:sys_{side}_renameat2",), ""),
+    (r"vfs_mkdir", ("tracepoint:syscalls:sys_{side}_mkdirat",), ""),
+    (r"vfs_", ("tracepoint:syscalls:sys_{side}_*",), ""),
+)
+
+_SYSCALL_ENTRY = re.compile(r"^(?:__x64_sys_|__ia32_sys_|__se_sys_|__do_sys_|do_sys_|ksys_|sys_)(\w+?)(?:2)?$")
+
+
 def kprobe_alternative(func: str, tracefs_root: "Callable[[], str] | None" = None, *, exit: bool = False) -> str:
     """What to trace instead of a kprobe on ``func``, ending with "instead":
-    a tracepoint of the same name if one exists (``tcp_retransmit_skb``), the
-    syscall's tracepoint for a syscall entry point (``__x64_sys_openat``,
-    ``do_sys_openat2``; its sys_exit_ one for a kretprobe), else a pointer
-    to the list of tracepoints."""
-    from ..kernel import tracefs
-    try:
-        root = tracefs_root() if tracefs_root is not None else tracefs.tracefs_root()
-        events = tracefs.list_tracepoints(root)
-    except Exception:  # no tracefs: only the generic advice
-        events = []
+    a tracepoint of the same name if one exists (``tcp_retransmit_skb``),
+    the tracepoint known to see the same events (``oom_kill_process``:
+    oom:mark_victim; the table above), the syscall's tracepoint for a
+    syscall entry point (``__x64_sys_openat``, ``do_sys_openat2``; its
+    sys_exit_ one for a kretprobe), else a pointer to the list of
+    tracepoints.  ``func`` may hold wildcards as written (``vfs_read*``)."""
+    events = _tracepoints(tracefs_root)
     names = {ev: cat for cat, ev in events}
+    side = "exit" if exit else "enter"
     if func in names:
         return f"tracepoint:{names[func]}:{func} instead"
-    side = "exit" if exit else "enter"
-    m = re.match(r"^(?:__x64_sys_|__ia32_sys_|__se_sys_|__do_sys_|do_sys_|ksys_|sys_)(\w+?)(?:2)?$", func)
+    # A wildcard's literal stem names the functions it means (vfs_read* ->
+    # vfs_read, vfs_* -> vfs_).
+    stem = re.split(r"[*?\[]", func, maxsplit=1)[0]
+    for pattern, candidates, note in _INSTEAD:
+        if not re.fullmatch(pattern, stem):
+            continue
+        for cand in candidates:
+            probe = cand.format(side=side)
+            if _offered(probe, events):
+                return f"{probe} instead" + (f" ({note})" if note else "")
+    m = _SYSCALL_ENTRY.match(func)
     if m:
         for cand in (m.group(1), func.split("sys_", 1)[1]):
             if f"sys_{side}_{cand}" in names:
                 return f"tracepoint:syscalls:sys_{side}_{cand} instead"
     return "a tracepoint instead (list them with: pytrace -l 'tracepoint:*')"
+
+
+def _tracepoints(tracefs_root: "Callable[[], str] | None") -> list[tuple[str, str]]:
+    """(category, event) of every tracepoint; none without tracefs (then
+    only the generic advice is given)."""
+    from ..kernel import tracefs
+    try:
+        root = tracefs_root() if tracefs_root is not None else tracefs.tracefs_root()
+        return tracefs.list_tracepoints(root)
+    except Exception:  # no tracefs, or not readable: an error path already
+        return []
+
+
+def _offered(probe: str, events: list[tuple[str, str]]) -> bool:
+    """Whether this kernel has ``probe``: a tracepoint (a wildcard event
+    matches any), or a perf software event (always there)."""
+    import fnmatch
+    kind, _, rest = probe.partition(":")
+    if kind == "software":
+        return True
+    cat, _, ev = rest.partition(":")
+    if any(c in ev for c in "*?["):
+        return any(c == cat and fnmatch.fnmatchcase(e, ev) for c, e in events)
+    return (cat, ev) in events

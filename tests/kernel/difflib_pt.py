@@ -20,7 +20,8 @@ import select
 import signal
 import subprocess
 import time
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Callable, Iterable, Union
 
 from .harness import READY, Result, command, normalise
 
@@ -29,19 +30,26 @@ NOTIFY = "__BPFTRACE_NOTIFY_PROBES_ATTACHED"
 TOOLS = ("bpftrace", "pytrace")
 
 
-def _spawn(tool: str, script: str, tool_args: list[str], params: list[str],
+Script = Union[str, Path]
+
+
+def _spawn(tool: str, script: Script, tool_args: list[str], params: list[str],
            env: dict[str, str] | None) -> subprocess.Popen:
-    cmd = command(tool) + tool_args + ["-e", script] + params
+    # A Path is a script file (positional, as `bpftrace tool.bt` is run):
+    # its diagnostics name the file, and its shebang line is the file's own.
+    source = [str(script)] if isinstance(script, Path) else ["-e", script]
+    cmd = command(tool) + tool_args + source + params
     full_env = dict(os.environ, __BPFTRACE_NOTIFY_PROBES_ATTACHED=READY, **(env or {}))
     full_env.pop("BPFTRACE_STRLEN", None)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
 
 
-def run_both(script: str, workload: Callable[[], None] | None = None, *, params: Iterable[object] = (),
+def run_both(script: Script, workload: Callable[[], None] | None = None, *, params: Iterable[object] = (),
              tool_args: list[str] | None = None, wait_exit: bool = False, timeout: float = 30,
              settle: float = 0.3, env: dict[str, str] | None = None,
              tools: tuple[str, ...] = TOOLS) -> dict[str, Result]:
-    """Run ``script`` under every tool at once around one run of ``workload``."""
+    """Run ``script`` (program text, or a Path to a script file) under every
+    tool at once around one run of ``workload``."""
     ps = [str(p) for p in params]
     procs = {t: _spawn(t, script, list(tool_args or []), ps, env) for t in tools}
     outs = {t: b"" for t in tools}
@@ -198,7 +206,7 @@ def body(r: Result) -> str:
     return r.body
 
 
-def compare(script: str, workload: Callable[[], None] | None = None, *, params: Iterable[object] = (),
+def compare(script: Script, workload: Callable[[], None] | None = None, *, params: Iterable[object] = (),
             tool_args: list[str] | None = None, wait_exit: bool = False, pids: Iterable[int] = (),
             times: bool = False, masks: Iterable[tuple[str, str]] = (), json: bool = False,
             expect: Iterable[str] = (), timeout: float = 30, settle: float = 0.3) -> str:
@@ -274,6 +282,92 @@ class Devnull:
     def write(self, sizes: Iterable[int]) -> None:
         for n in sizes:
             os.write(self.fd, b"x" * n)
+
+
+def forked(fn: Callable[[], None], cpu: int = 0) -> int:
+    """Run ``fn`` in a forked child pinned to ``cpu`` and wait for it;
+    return the child's pid.  Pinned, its events reach both tracers' per-CPU
+    buffers in the order they happened (bpftrace prints each CPU's buffer
+    in turn)."""
+    pid = os.fork()
+    if pid == 0:  # the child never returns into the test runner
+        code = 1
+        try:
+            os.sched_setaffinity(0, {cpu})
+            fn()
+            code = 0
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, f"workload child {pid} failed"
+    return pid
+
+
+def pinned(cpu: int = 0) -> Callable[[], None]:
+    """A subprocess preexec_fn that pins the child to one CPU (see forked)."""
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def tool_script(name: str) -> Path:
+    """One of Debian's bpftrace tools, run as a file (``bpftrace tool.bt``)."""
+    return Path(f"/usr/sbin/{name}.bt")
+
+
+class Forked:
+    """A workload that runs ``fn`` in a pinned forked child (``forked``)
+    when called; ``.pid`` is the child's pid afterwards, to pick its lines."""
+
+    def __init__(self, fn: Callable[[], None], cpu: int = 0) -> None:
+        self.fn = fn
+        self.cpu = cpu
+        self.pid = -1
+
+    def __call__(self) -> None:
+        self.pid = forked(self.fn, self.cpu)
+
+
+# ---------------------------------------------------------------- whole tool scripts
+
+def tool_outputs(name: str, workload: Callable[[], None] | None, **kw: object) -> tuple[str, str]:
+    """bpftrace's and pytrace's stdout (without the Attaching line) for one
+    run of the Debian tool ``name`` around ``workload``; both must start
+    and exit 0.  ``kw`` goes to run_both."""
+    res = run_both(tool_script(name), workload, **kw)  # type: ignore[arg-type]
+    bt, pt = res["bpftrace"], res["pytrace"]
+    assert ready(bt), f"bpftrace did not start:\n{bt.stdout}\n{bt.stderr}"
+    assert ready(pt), f"pytrace did not start:\n{pt.stdout}\n{pt.stderr}"
+    assert (bt.rc, pt.rc) == (0, 0), f"exit codes: bpftrace {bt.rc}, pytrace {pt.rc}\n{pt.stderr}"
+    return bt.body, pt.body
+
+
+def pick(body: str, head: int, keep: Callable[[str], bool]) -> list[str]:
+    """The ``head`` lines a tool printed first (its BEGIN), then the lines
+    ``keep`` accepts (the workload's: the tool sees the whole machine), then
+    the empty lines that end the output (what the exit prints for emptied
+    maps).  Other empty lines are other processes' (an argv with newlines)."""
+    lines = body.split("\n")
+    end = len(lines)
+    while end > head and lines[end - 1] == "":
+        end -= 1
+    return lines[:head] + [ln for ln in lines[head:end] if ln and keep(ln)] + lines[end:]
+
+
+def same(bt: list[str], pt: list[str], **masks: object) -> list[str]:
+    """Assert both tools printed the same lines after ``norm(**masks)``;
+    return pytrace's."""
+    a = norm("\n".join(bt), **masks).split("\n")  # type: ignore[arg-type]
+    b = norm("\n".join(pt), **masks).split("\n")  # type: ignore[arg-type]
+    assert b == a, "outputs differ\n--- bpftrace ---\n" + "\n".join(a) + "\n--- pytrace ---\n" + "\n".join(b)
+    return b
+
+
+def column(line: str, index: int) -> str:
+    """The ``index``th whitespace-separated field of ``line`` ('' past the end)."""
+    parts = line.split()
+    return parts[index] if len(parts) > index else ""
 
 
 def have_bpftrace() -> bool:
@@ -371,7 +465,7 @@ def run_prog(exe: str, n: int, linger_ms: int = 0, delay_ms: int = 0, spin_ms: i
     subprocess.run(args, stdout=subprocess.DEVNULL, check=True)
 
 
-def pytrace_only(script: str, workload: Callable[[], None] | None = None, *, params: Iterable[object] = (),
+def pytrace_only(script: Script, workload: Callable[[], None] | None = None, *, params: Iterable[object] = (),
                  tool_args: list[str] | None = None, wait_exit: bool = False, timeout: float = 30,
                  rc: int | None = 0, settle: float = 0.3) -> str:
     """Run ``script`` under pytrace alone; return its output (without the
