@@ -105,9 +105,12 @@ class Diagnostics:
         return "\n".join(d.render() for d in self.items)
 
 
-def _edit_distance(a: str, b: str) -> int:
+def _edit_distance(a: str, b: str, bound: int | None = None) -> int:
     """Optimal string alignment distance: insertions, deletions, substitutions
-    and transpositions of neighbours each cost 1 ('cuont' is 1 from 'count')."""
+    and transpositions of neighbours each cost 1 ('cuont' is 1 from 'count').
+    With ``bound``, any distance above it is reported as ``bound + 1`` as
+    soon as a whole row exceeds it (a library's thousands of symbols are
+    mostly rejected after a few characters)."""
     if a == b:
         return 0
     prev2: list[int] = []
@@ -119,6 +122,11 @@ def _edit_distance(a: str, b: str) -> int:
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
             if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
                 cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if bound is not None and min(cur) > bound:
+            # Row minima never decrease by more than the transposition's 1
+            # over two rows: past the bound for two rows, it stays past.
+            if not prev2 or min(prev) > bound:
+                return bound + 1
         prev2, prev = prev, cur
     return prev[-1]
 
@@ -137,7 +145,9 @@ def suggest(name: str, candidates: Iterable[str]) -> list[str]:
     limit = 0 if n <= 2 else 1 if n <= 5 else 2 if n <= 9 else 3
     best: tuple[int, int, float, str] | None = None
     for c in names:
-        d = _edit_distance(name.lower(), c.lower())
+        if abs(len(c) - n) > limit:
+            continue  # the distance is at least the difference in length
+        d = _edit_distance(name.lower(), c.lower(), limit)
         if c.lower() == name.lower():
             d = 0
         if d <= limit:
@@ -146,7 +156,11 @@ def suggest(name: str, candidates: Iterable[str]) -> list[str]:
                 best = key
     if best is not None:
         return [f"did you mean '{best[3]}'?"]
-    matches = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    # A ratio of 0.75 or more needs lengths within 0.6x-1.67x of each other
+    # (2 * matches / total length, matches <= the shorter): a library's
+    # thousands of symbols are cut down before difflib compares them.
+    near = [c for c in names if 0.6 * n <= len(c) <= n / 0.6]
+    matches = difflib.get_close_matches(name, near, n=1, cutoff=0.75)
     return [f"did you mean '{m}'?" for m in matches]
 
 

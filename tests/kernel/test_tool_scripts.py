@@ -210,10 +210,6 @@ def _drop_a_syn(report: int) -> None:
         os.write(report, f"{s.getsockname()[1]} {listener.getsockname()[1]}".encode())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "codegen drops BTF enum constants: SKB_DROP_REASON_NOT_SPECIFIED (an enum of the kernel's BTF) typechecks "
-    "but lowering says \"'SKB_DROP_REASON_NOT_SPECIFIED' is not supported by the code generator yet\" "
-    "(codegen/llvm/module.py builds its constants from comp.enum_values only)"))
 def test_tcpdrop_runs_under_pytrace() -> None:
     for tool in ("ip", "tc"):
         if not shutil.which(tool):

@@ -52,12 +52,8 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "xfsdist": ("kprobe:xfs_file_read_iter", "tracepoint:xfs:xfs_file_buffered_read instead"),
 }
 
-# Tools that never reach the attach step, with the bug that stops them.
-BLOCKED = {
-    "tcplife": "codegen drops BTF enum constants: TCP_FIN_WAIT1 (enum of the kernel's BTF) typechecks but "
-               "lowering says \"'TCP_FIN_WAIT1' is not supported by the code generator yet\" "
-               "(codegen/llvm/module.py builds its constants from comp.enum_values only)",
-}
+# Tools that never reach the attach step, with the bug that stops them (none now).
+BLOCKED: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

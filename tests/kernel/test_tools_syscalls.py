@@ -72,9 +72,6 @@ def test_execsnoop() -> None:
     assert args == [f"/bin/true {tag} {i} two  words" for i in range(3)] + [" ".join(many[:16])]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "codegen/llvm/calls.py _join reads each argument with min(strlen, 64) bytes: join() cuts arguments at 63 "
-    "characters; bpftrace 0.17 reads 1024 bytes per argument (join_argsize), so it prints up to 1023"))
 def test_execsnoop_long_arguments() -> None:
     tag = f"ptexec{os.getpid()}"
     long = ["/bin/true", tag, "L" * 100, "x" * 1100, "end"]

@@ -189,3 +189,10 @@ def test_cpp_demangle_config(tmp_path: Path) -> None:
         out = pytrace_only(f'config = {{ cpp_demangle = {setting} }} uprobe:{exe}:"ns::f" {{ @[func, ustack] = count(); }}',
                            tool_args=["-c", str(exe)], wait_exit=True)
         assert f"@[{name}, \n    {name}+0\n" in out, out
+
+
+def test_func_in_a_variable(stack_prog: str) -> None:
+    """func stored in a variable, then used as a key and printed."""
+    out = pytrace_only(f'uprobe:{stack_prog}:leaf,uprobe:{stack_prog}:mid {{ $f = func; @[$f] = count(); '
+                       f'printf("%s\\n", $f); }}', tool_args=["-c", f"{stack_prog} 100"], wait_exit=True)
+    assert out.startswith("mid\nleaf\n") and "@[leaf]: 1\n" in out and "@[mid]: 1\n" in out

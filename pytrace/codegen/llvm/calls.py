@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .lower import Lowerer
 
 RINGBUF_MAP = "pt_events"
+JOIN_ARGNUM, JOIN_ARGSIZE = 16, 1024  # bpftrace 0.17's join() limits
 H_OVERRIDE_RETURN = 58
 
 
@@ -372,11 +373,13 @@ def _uaddr(lw: "Lowerer", e: ast.Call, t: T.Type) -> Val:
 
 
 def _join(lw: "Lowerer", e: ast.Call) -> Val:
-    """join(argv): up to 16 strings of strlen bytes read from a user array of
-    pointers, sent as one event (bpftrace's join limits)."""
+    """join(argv): up to 16 strings of up to 1023 bytes read from a user
+    array of pointers, sent as one event: bpftrace 0.17's join_argnum and
+    join_argsize (1024, whatever max_strlen says).  The record is read
+    straight into the ring buffer, so its 16 KiB never touch the stack."""
     g = lw.g
     sep = e.args[1].value if len(e.args) > 1 and isinstance(e.args[1], ast.String) else " "
-    n_args, arg_len = 16, min(lw.strlen, 64)
+    n_args, arg_len = JOIN_ARGNUM, JOIN_ARGSIZE
     ev = _event_for(lw, e, "join", extra={"sep": sep, "count": n_args, "len": arg_len})
     if not ev.args:
         ev.size = 8 + n_args * arg_len

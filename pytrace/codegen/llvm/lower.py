@@ -184,7 +184,12 @@ class Lowerer(MemoryAccess):
 
     def _store_var(self, slot: tuple[ir.Value, T.Type], t: T.Type, v: Val) -> None:
         ptr, st = slot
-        if v.reg is not None:
+        if v.reg is not None and ptr.type == I8P:
+            # A value lowered to a register whose type is kept in memory (a
+            # symbol such as func: 8 bytes).
+            self.g.memset(ptr, type_size(st))
+            self.g.store_int(ptr, 0, v.reg, min(8, type_size(st)))
+        elif v.reg is not None:
             self.g.b.store(v.reg, ptr)
         else:
             size = min(type_size(st), mem_size(v))
@@ -244,6 +249,11 @@ class Lowerer(MemoryAccess):
         if isinstance(e, ast.Ident):
             if e.name in self.constants:
                 return Val(t, reg=g.const(self.constants[e.name]))
+            if self.registry.get(e.name) is None and self.env is not None:
+                # A kernel enum constant from BTF (TCP_CLOSE), as the checker found it.
+                value = self.env.constant(e.name)  # type: ignore[attr-defined]
+                if value is not None:
+                    return Val(t, reg=g.const(value))
             return calls.builtin_variable(self, e)
         if isinstance(e, ast.Call):
             return calls.call(self, e)
