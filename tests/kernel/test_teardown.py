@@ -286,16 +286,19 @@ def test_sigterm_while_loading_leaves_nothing() -> None:
         assert_all_gone(seen, proc.pid)
 
 
+# Five hardware breakpoints on x86_64, which has four debug registers: the
+# last attach fails with ENOSPC after everything before it was attached.
+TOO_MANY_WATCHPOINTS = ",".join(f"watchpoint:{0x1000 * i:#x}:8:w" for i in range(1, 6)) + " { @c = count(); }"
+
+
 def test_failure_half_way_through_attaching_leaves_nothing() -> None:
-    """A tracepoint attaches, then a uprobe on a missing symbol fails: one
-    sentence, exit 1, and the tracepoint is detached again."""
+    """Tracepoints attach, then a hardware breakpoint finds no free debug
+    register: one sentence, exit 1, and everything attached is detached."""
     script = ("tracepoint:syscalls:sys_enter_openat { @a = count(); } "
-              "tracepoint:syscalls:sys_enter_* { @b = count(); } "
-              "uprobe:/bin/bash:no_such_function_here { @c = count(); }")
+              "tracepoint:syscalls:sys_enter_* { @b = count(); } " + TOO_MANY_WATCHPOINTS)
     r = run_pytrace(["-e", script], stop=None)
     assert r.rc == 1
-    assert r.stderr.splitlines()[0] == ("pytrace: cannot attach uprobe:/bin/bash:no_such_function_here: "
-                                        "symbol 'no_such_function_here' not found in /bin/bash")
+    assert r.stderr.splitlines()[0].startswith("pytrace: no free hardware slot for 8-byte breakpoint at ")
     assert "Traceback" not in r.stderr
     assert "Attaching" not in r.stdout
     assert_all_gone(r.seen, r.pid)
@@ -358,7 +361,7 @@ def test_python_exception_inside_the_runtime_leaves_nothing(monkeypatch: pytest.
 
 
 def test_failure_after_some_attachments_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The uprobe failure again, watched from inside: the attachments made
+    """The breakpoint failure again, watched from inside: the attachments made
     before it are closed before pytrace returns."""
     from pytrace import cli
     from pytrace.runtime import session
@@ -376,11 +379,10 @@ def test_failure_after_some_attachments_in_process(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(session, "attach_program", watching)
     err = io.StringIO()
     rc = cli.main(["-e", "tracepoint:syscalls:sys_enter_openat { @a = count(); } "
-                         "profile:hz:99 { @p = count(); } "
-                         "uprobe:/bin/bash:no_such_function_here { @c = count(); }"],
+                         "profile:hz:99 { @p = count(); } " + TOO_MANY_WATCHPOINTS],
                   stdout=io.StringIO(), stderr=err)
     assert rc == 1
-    assert "symbol 'no_such_function_here' not found in /bin/bash" in err.getvalue()
+    assert "no free hardware slot for 8-byte breakpoint" in err.getvalue()
     assert seen.perf_events > before.perf_events, "the tracepoint and profile events were never attached"
     after = _own_objects()
     assert after.perf_events == before.perf_events
