@@ -139,3 +139,30 @@ def test_missing_functions_are_passed_over(progs: Progs) -> None:
               f" uprobe:{c}:also_missing {{ @x = count(); }} uretprobe:{c}:nothing_* {{ @y = count(); }}")
     out = compare(script, run(c, 3))
     assert out.strip().splitlines() == ["@: 3", "@x: 0", "@y: 0"]
+
+
+STRUCT_SOURCE = r"""
+#include <unistd.h>
+struct point { int x; short y; char name[12]; unsigned flag:3; unsigned more:5; struct point *next; };
+__attribute__((noinline)) int use(struct point *p) { return p->x + p->y; }
+int main(void) {
+    struct point b = {7, -3, "second", 5, 17, 0};
+    struct point a = {10, 20, "first", 2, 9, &b};
+    usleep(300000);
+    return use(&a) == 30 ? 0 : 1;
+}
+"""
+
+
+def test_struct_defined_in_the_script(tmp_path: Path) -> None:
+    """A user-space struct declared in the script (bitfields, a char array,
+    a pointer to the next one), read through a uprobe's argument; -O0 so
+    that every field is really stored."""
+    from tests.cprog import build_c
+    exe = build_c(tmp_path, STRUCT_SOURCE, "u", flags=("-O0", "-no-pie"))
+    script = ("struct point { int x; short y; char name[12]; unsigned int flag:3; unsigned int more:5; "
+              "struct point *next; }; "
+              f"uprobe:{exe}:use /pid == cpid/ {{ $p = (struct point *)arg0; printf(\"%d %d %s %d %d | %d %d %s %d\\n\", "
+              "$p->x, $p->y, $p->name, $p->flag, $p->more, $p->next->x, $p->next->y, $p->next->name, "
+              "$p->next->more); }")
+    compare(script, tool_args=["-c", str(exe)], wait_exit=True, expect=["10 20 first 2 9 | 7 -3 second 17"])
