@@ -76,6 +76,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
         description="A bpftrace-compatible tracing language for Linux.",
         usage="pytrace [options] FILE [ARG...]\n"
               "       pytrace [options] -e 'program' [ARG...]\n"
+              "       pytrace [repl]    (the interactive REPL, on a terminal)\n"
               "       pytrace -l [GLOB]\n"
               "       pytrace --info",
         add_help=False,
@@ -246,6 +247,10 @@ def _run(opts: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         except UsageError as exc:
             print(f"pytrace: {exc} (see pytrace --help)", file=stderr)
             return 1
+    if opts.program is None and (opts.args[:1] == ["repl"] or (not opts.args and _interactive())):
+        # No script on a terminal (or 'pytrace repl'): the interactive REPL.
+        from .repl.app import run_repl
+        return run_repl(unsafe=opts.unsafe, json=opts.format == "json")
     script = _read_script(opts, stderr)
     if script is None:
         print("pytrace: no program given: pass a FILE or -e 'program'", file=stderr)
@@ -334,6 +339,14 @@ def _compile_and_run(opts: argparse.Namespace, source: SourceFile, params: list[
         from .kernel.features import preflight
         preflight(tracefs=True)
     return _trace(comp, opts, params, compiler, stdout, stderr)
+
+
+def _interactive() -> bool:
+    """Whether stdin and stdout are a terminal (the REPL needs both)."""
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _check_run_options(opts: argparse.Namespace) -> None:

@@ -31,7 +31,7 @@ from ..bpf.progbtf import ProgramBtf
 from ..bpf.ringbuf import RingBuffer
 from ..bpf.syscalls import PAGE_SIZE, online_cpus, possible_cpus
 from ..codegen.layout import COUNTERS_SECTION, MAP_ARRAY, MAP_PERCPU_ARRAY, MAP_RINGBUF, MAP_STACK_TRACE, \
-    RINGBUF_BYTES, SCRATCH_MAP, STACK_MAP_ENTRIES, Layout, ValueKind, read_counters
+    RINGBUF_BYTES, SCRATCH_MAP, STACK_MAP_ENTRIES, Layout, read_counters
 from ..codegen.llvm import module as M
 from ..codegen.llvm.calls import RINGBUF_MAP, start_ns
 from ..codegen.llvm.irgen import CodegenError
@@ -47,10 +47,10 @@ from .child import Child
 from .events import EventHandler, EventSink
 from ..providers.base import AttachEnv
 from .probes import attach_program
+from .mapview import MapOutput
+from .writer import OutputWriter
 
 NOTIFY_ENV = "__BPFTRACE_NOTIFY_PROBES_ATTACHED"
-# Writes this long bypass Python's buffered writer (see Session._write_direct).
-DIRECT_WRITE_MIN = 4096
 
 
 @dataclass
@@ -69,9 +69,13 @@ class RunOptions:
     notify_out: TextIO | None = None
     # The forked LLVM child started by the command line (None: fork one when compiling).
     compiler: CompilerProcess | None = None
+    # SIGINT/SIGTERM stop the run (the command line).  A session run in a
+    # thread (the REPL's probe sets) cannot install handlers: it is stopped
+    # with request_stop().
+    handle_signals: bool = True
 
 
-class Session:
+class Session(OutputWriter, MapOutput):
     def __init__(self, comp: Compilation, options: RunOptions, out: TextIO, err: TextIO) -> None:
         self.comp = comp
         self.options = options
@@ -83,6 +87,7 @@ class Session:
         self.layout: Layout | None = None
         self.specs: list[M.ProgramSpec] = []
         self.exit_code = 0
+        self.events = 0  # records consumed from the ring buffer
         self.stopping = False
         self.interrupted = False  # SIGINT/SIGTERM arrived (not exit())
         self.output_closed = False  # the reader of the output went away
@@ -339,12 +344,26 @@ class Session:
         SIGTERM only set a flag from the moment this starts, so the teardown
         below always runs; what leaving early skips is closed by ``close()``."""
         assert self.layout is not None and self.resolver is not None
+        if not self.options.handle_signals:
+            return self._run()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             return self._run()
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
+
+    def request_stop(self) -> None:
+        """Stop the run from another thread: the event loop sees it within
+        its 0.1 s poll, then detaches, runs END and prints the maps."""
+        self.stopping = True
+
+    def lost_events(self) -> int:
+        """Events lost in the kernel so far (the ring buffer was full)."""
+        counters = self.data_maps.get(COUNTERS_SECTION)
+        if counters is None or self.layout is None:
+            return 0
+        return read_counters(self.layout, counters.lookup(bytes(4)) or b"", self._counter_offsets)[0]
 
     def _run(self) -> int:
         try:
@@ -420,6 +439,7 @@ class Session:
                 # A bounded batch: a flood of events must not keep the loop
                 # from seeing exit() or Ctrl-C.
                 got = self.ringbuf.poll(0.1, limit=65536)
+                self.events += got
                 self.handler.flush()
                 if got and batch_flush:
                     self._flush()
@@ -449,13 +469,6 @@ class Session:
         assert self.comp.program is not None
         return any(isinstance(n, (ast.Ident, ast.Call)) and n.name in ("ustack", "usym", "func")
                    for n in self.comp.program.walk())
-
-    def _flush(self) -> None:
-        if self.options.buffering != "full" and not self.output_closed:
-            try:
-                self.out.flush()
-            except BrokenPipeError:
-                self._reader_gone()
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.interrupted = True
@@ -489,52 +502,6 @@ class Session:
         if self.ringbuf is not None:
             self._drain()
 
-    def _write(self, text: str) -> None:
-        if self._held is not None:
-            self._held.append(text)
-            return
-        if self.output_closed:
-            return
-        try:
-            if len(text) >= DIRECT_WRITE_MIN and self._out_fd is not None:
-                self._write_direct(text)
-            else:
-                self.out.write(text)
-            if self._flush_each:
-                self.out.flush()
-        except BrokenPipeError:
-            self._reader_gone()
-
-    @property
-    def _out_fd(self) -> int | None:
-        """The output's file descriptor, None for a stream without one."""
-        if not hasattr(self, "_out_fd_cached"):
-            try:
-                self._out_fd_cached: int | None = self.out.fileno()
-            except (AttributeError, OSError, ValueError):
-                self._out_fd_cached = None
-        return self._out_fd_cached
-
-    def _write_direct(self, text: str) -> None:
-        """A large write (a batch of printf lines) with os.write, resuming
-        after partial writes.  CPython 3.11's buffered writer drops the rest
-        of a large write when a signal handler runs while it is blocked on a
-        full pipe (Ctrl-C while the reader lags: the half-written line and
-        everything after it were lost without a word)."""
-        self.out.flush()
-        data = memoryview(text.encode(getattr(self.out, "encoding", None) or "utf-8",
-                                      getattr(self.out, "errors", None) or "strict"))
-        fd = self._out_fd
-        assert fd is not None
-        while data:
-            data = data[os.write(fd, data):]
-
-    def _reader_gone(self) -> None:
-        """The output's reader went away (pytrace ... | head): stop tracing
-        quietly, as bpftrace does when SIGPIPE ends it."""
-        self.output_closed = True
-        self._stop()
-
     def _on_event_error(self, message: str) -> None:
         """A record that could not be turned into output: reported once per
         distinct message; the total is reported at the end."""
@@ -542,19 +509,6 @@ class Session:
         if message not in self._error_messages:
             self._error_messages.add(message)
             print(message, file=self.err)
-
-    @property
-    def _flush_each(self) -> bool:
-        if not hasattr(self, "_flush_each_cached"):
-            mode = self.options.buffering
-            self._flush_each_cached = mode in ("line", "none") or (mode is None and self._isatty())
-        return self._flush_each_cached
-
-    def _isatty(self) -> bool:
-        try:
-            return self.out.isatty()
-        except (ValueError, OSError):
-            return False
 
     def _system(self, command: str) -> None:
         import subprocess
@@ -564,43 +518,6 @@ class Session:
             return
         self.out.flush()
         subprocess.run(command, shell=True)
-
-    # ------------------------------------------------------------------ maps
-    def map_data(self, name: str):  # type: ignore[no-untyped-def]
-        assert self.layout is not None and self.resolver is not None
-        ml = self.layout.maps[name]
-        m = self.maps[ml.bpf_name]
-        items = m.items_percpu() if ml.percpu else m.items()
-        return decode.decode_map(self.resolver, ml, items)
-
-    def _formats(self):  # type: ignore[no-untyped-def]
-        """The output module of -f: output.json or output.text (same functions)."""
-        if self.options.json:
-            from ..output import json as out_json
-            return out_json
-        return out_text
-
-    def print_all_maps(self) -> None:
-        assert self.layout is not None
-        # Empty maps too: 0.17 prints a blank line (two for avg/stats) for each.
-        self._write(self._formats().format_maps_at_exit([self.map_data(name) for name in self.layout.maps]))
-
-    def _print_map(self, name: str, top: int, div: int) -> None:
-        self._write(self._formats().format_map(self.map_data(name), top=top, div=div))
-
-    def _clear_map(self, name: str, zero: bool) -> None:
-        assert self.layout is not None
-        ml = self.layout.maps[name]
-        m = self.maps[ml.bpf_name]
-        if not zero or ml.kind is ValueKind.HIST:
-            m.clear()
-            return
-        width = possible_cpus() if ml.percpu else 1
-        for key, _ in m.items():
-            m.update(key, [bytes(ml.value_size)] * width if ml.percpu else bytes(ml.value_size))
-
-    def _print_value(self, value: object) -> None:
-        self._write(self._formats().format_value(value))
 
     def _report_lost(self) -> None:
         counters = self.data_maps.get(COUNTERS_SECTION)
