@@ -35,6 +35,7 @@ BENCHMARKS = [
     ("map_print", [], ["--runs", "2"], "Printing a 100,000-key map"),
     ("wildcard", [], ["--runs", "1", "--bpftrace-runs", "1"], "Syscall wildcard"),
     ("listing", [], ["--runs", "2"], "Probe listing"),
+    ("repl_startup", [], ["--runs", "3"], "REPL start-up"),
     ("frontend", [], [], "Front end (parse + check)"),
 ]
 
