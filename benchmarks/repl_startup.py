@@ -22,7 +22,7 @@ import time
 
 import _bench as B
 
-PROMPT = b"pytrace> "
+PROMPT = b"pytrace>"  # its trailing space may be drawn as a cursor move
 
 
 def _read_until(fd: int, needle: bytes, timeout: float) -> tuple[bytes, float | None]:
@@ -63,8 +63,14 @@ def one_run(tree: str) -> tuple[float, float]:
         os.write(fd, b"tracepoint:sch\t")
         _, answered = _read_until(fd, b"sched", 10)
         os.write(fd, b"\x03\x04")
+        # Read to the end: a REPL whose terminal is not read blocks writing.
+        _read_until(fd, b"\0never\0", 10)
         return seen - t0, (answered - t1) if answered else float("nan")
     finally:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
         try:
             os.waitpid(pid, 0)
         except ChildProcessError:

@@ -178,8 +178,21 @@ SCRATCH_MAP = "pt_scratch"
 
 
 def counter_slots(layout: Layout) -> int:
-    """How many u64 counters COUNTERS_SECTION holds."""
+    """How many u64 counters COUNTERS_SECTION holds: lost events, a
+    dropped-update count per map, and probe hits (hits_slot)."""
+    return 2 + len(layout.maps)
+
+
+def hits_slot(layout: Layout) -> int:
+    """The counter of probe runs that passed their predicate, kept only
+    when the code generator is asked to (the REPL's toolbar: option
+    count_hits): one atomic add per run, which command-line runs do not pay."""
     return 1 + len(layout.maps)
+
+
+def read_hits(layout: Layout, raw: bytes, offsets: dict[str, int]) -> int:
+    off = offsets.get(counter_symbol(hits_slot(layout)))
+    return 0 if off is None else int.from_bytes(raw[off:off + 8], "little")
 
 
 def mapfull_slot(layout: Layout, name: str) -> int:

@@ -52,8 +52,8 @@ class PromptOutput:
 
 
 def toolbar_text(jobs: Jobs) -> str:
-    """The bottom toolbar: the running probe sets, their event rate and
-    lost events, or how to start."""
+    """The bottom toolbar: the running probe sets, how often their probes
+    run and how many events were lost, or how to start."""
     running = jobs.running()
     if not running:
         return " no probes running - type a probe, or .help"
@@ -61,7 +61,7 @@ def toolbar_text(jobs: Jobs) -> str:
     lost = sum(j.session.lost_events() for j in running)
     ids = ", ".join(str(j.id) for j in running)
     sets = f"{len(running)} probe set{'s' if len(running) != 1 else ''} running [{ids}]"
-    return f" {sets} | {rate:,.0f} events/s | {lost} lost | Ctrl-C stops them"
+    return f" {sets} | {rate:,.0f} hits/s | {lost} events lost | Ctrl-C stops them"
 
 
 class Repl:
@@ -80,6 +80,8 @@ class Repl:
         self._err = err
         self.jobs: Jobs | None = None
         self.commands: Commands | None = None
+        self._app: Any = None
+        self._catalog: Any = None
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> int:
@@ -160,28 +162,39 @@ class Repl:
 
         assert self.jobs is not None
         jobs = self.jobs
-        return PromptSession(
+        session: Any = PromptSession(
             history=history, key_bindings=kb, multiline=True, input=self._input, output=self._output,
             prompt_continuation=lambda width, line, soft: CONTINUATION[-width:] if width else CONTINUATION,
             bottom_toolbar=lambda: toolbar_text(jobs), refresh_interval=1.0,
             enable_history_search=False, complete_while_typing=True, **self._extras())
+        self._app = session.app
+        return session
 
     def _extras(self) -> dict[str, Any]:
-        """Completion and highlighting (pytrace.repl.complete/lexer)."""
-        extras: dict[str, Any] = {}
-        try:
-            from prompt_toolkit.lexers import PygmentsLexer
+        """Completion and highlighting (pytrace.repl.complete/lexer).  Probe
+        lists load in the background; when one arrives while a completion
+        menu is wanted, the menu is computed again."""
+        from prompt_toolkit.lexers import PygmentsLexer
 
-            from .lexer import PytraceLexer
-            extras["lexer"] = PygmentsLexer(PytraceLexer)
-        except ImportError:
-            pass
-        try:
-            from .complete import ProbeCatalog, PytraceCompleter
-            extras["completer"] = PytraceCompleter(self.state, ProbeCatalog())
-        except ImportError:
-            pass
-        return extras
+        from .complete import ProbeCatalog, PytraceCompleter
+        from .lexer import PytraceLexer
+        self._catalog = ProbeCatalog(on_update=self._catalog_updated)
+        return {"lexer": PygmentsLexer(PytraceLexer), "completer": PytraceCompleter(self.state, self._catalog)}
+
+    def _catalog_updated(self) -> None:
+        """A probe list finished loading (a background thread): refresh the
+        completion menu on the prompt's event loop."""
+        app = self._app
+        if app is None or not app.is_running or app.loop is None:
+            return
+        buffer = app.current_buffer
+
+        def refresh() -> None:
+            # Only a menu already asked for (Tab, or typing with matches):
+            # a list arriving must not pop one up on its own.
+            if buffer.complete_state is not None:
+                buffer.start_completion(select_first=False)
+        app.loop.call_soon_threadsafe(refresh)
 
 
 def run_repl(*, unsafe: bool = False, json: bool = False, stdout: TextIO | None = None) -> int:

@@ -20,7 +20,7 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("help", ".help [COMMAND]", "what the commands do, or one command's usage"),
     CommandInfo("probes", ".probes [GLOB]", "list probes, as pytrace -l GLOB", "glob"),
     CommandInfo("info", ".info PROBE", "a probe's arguments, as pytrace -lv PROBE", "probe"),
-    CommandInfo("jobs", ".jobs", "the running probe sets: id, probes, events, lost events"),
+    CommandInfo("jobs", ".jobs", "the running probe sets: id, probes, probe hits, lost events"),
     CommandInfo("maps", ".maps", "the maps of the running probe sets, with their element counts"),
     CommandInfo("print", ".print @NAME", "print a map of a running probe set now, without stopping it", "map"),
     CommandInfo("stop", ".stop [ID]", "stop a probe set (all of them without ID) and print its maps", "job"),
@@ -75,8 +75,8 @@ class Commands:
         width = max(len(c.usage) for c in self.state.commands.values())
         lines = [f"{c.usage:<{width}}  {c.help}" for c in self.state.commands.values()]
         lines.append("")
-        lines.append("Type a probe (one line or several, e.g. "
-                     "tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }) to run it;")
+        lines.append("Type a probe to run it, on one line or several:")
+        lines.append("    tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }")
         lines.append("Ctrl-C stops the running probe sets and prints their maps; Ctrl-D leaves.")
         print("\n".join(lines), file=self.out)
 
@@ -108,7 +108,7 @@ class Commands:
         for job in running:
             first = job.text.strip().splitlines()[0] if job.text.strip() else ""
             lost = job.session.lost_events()
-            print(f"[{job.id}] {job.probes} probe{'s' if job.probes != 1 else ''}, {job.session.events} events"
+            print(f"[{job.id}] {job.probes} probe{'s' if job.probes != 1 else ''}, {job.session.hits()} hits"
                   + (f", {lost} lost" if lost else "") + f": {first[:60]}", file=self.out)
 
     def _maps(self, arg: str) -> None:
@@ -179,11 +179,20 @@ class Commands:
         print(f"saved {len(self.state.accepted)} line(s) to {arg}", file=self.out)
 
     def _import(self, arg: str) -> None:
-        if not arg:
+        name = arg.strip().strip('"')
+        if not name:
             self._say("usage: .import NAME (a stdlib snippet)")
             return
-        self.state.imports.append(arg.strip('"'))
-        print(f'import "{arg.strip(chr(34))}"; is added before each next probe set', file=self.out)
+        from .complete import stdlib_dirs
+        known = sorted(p.relative_to(d).as_posix() for d in stdlib_dirs() if d.is_dir() for p in d.rglob("*.pt"))
+        if name not in known and f"{name}.pt" not in known and not os.path.isfile(os.path.expanduser(name)):
+            hints = suggest(name, known)
+            self._say(f"no stdlib snippet named '{name}'" + (f": {hints[0]}" if hints else "")
+                      + (f" (known: {', '.join(known)})" if known and not hints else "")
+                      + ("" if known else " (the stdlib ships no snippets yet)"))
+            return
+        self.state.imports.append(name)
+        print(f'import "{name}"; is added before each next probe set', file=self.out)
 
     def _set(self, arg: str) -> None:
         key, _, value = arg.partition(" ")

@@ -37,7 +37,7 @@ class Job:
     probes: int
     started: float = field(default_factory=time.monotonic)
     thread: threading.Thread | None = None
-    # Events per second, measured between two reads of the toolbar.
+    # Probe runs per second, measured between two reads of the toolbar.
     _last: tuple[float, int] | None = None
 
     @property
@@ -45,8 +45,8 @@ class Job:
         return self.thread is not None and self.thread.is_alive()
 
     def rate(self) -> float:
-        """Events a second since the last call (the toolbar's refresh)."""
-        now, events = time.monotonic(), self.session.events
+        """Probe runs a second since the last call (the toolbar's refresh)."""
+        now, events = time.monotonic(), self.session.hits()
         then, before = self._last or (self.started, 0)
         self._last = (now, events)
         return (events - before) / (now - then) if now > then else 0.0
@@ -85,8 +85,8 @@ class Jobs:
         if diags.has_errors():
             return None
         self.state.remember_names(set(comp.maps), _variables(comp))
-        session = Session(comp, RunOptions(json=self.state.json, unsafe=self.state.unsafe, handle_signals=False),
-                          self.out, self.err)
+        session = Session(comp, RunOptions(json=self.state.json, unsafe=self.state.unsafe, handle_signals=False,
+                                           count_hits=True), self.out, self.err)
         try:
             if not session.load(diags):
                 print(diags.render(), file=self.err)

@@ -31,7 +31,7 @@ from ..bpf.progbtf import ProgramBtf
 from ..bpf.ringbuf import RingBuffer
 from ..bpf.syscalls import PAGE_SIZE, online_cpus, possible_cpus
 from ..codegen.layout import COUNTERS_SECTION, MAP_ARRAY, MAP_PERCPU_ARRAY, MAP_RINGBUF, MAP_STACK_TRACE, \
-    RINGBUF_BYTES, SCRATCH_MAP, STACK_MAP_ENTRIES, Layout, read_counters
+    RINGBUF_BYTES, SCRATCH_MAP, STACK_MAP_ENTRIES, Layout, read_counters, read_hits
 from ..codegen.llvm import module as M
 from ..codegen.llvm.calls import RINGBUF_MAP, start_ns
 from ..codegen.llvm.irgen import CodegenError
@@ -73,6 +73,8 @@ class RunOptions:
     # thread (the REPL's probe sets) cannot install handlers: it is stopped
     # with request_stop().
     handle_signals: bool = True
+    # Count every probe run in a .bss counter (Session.hits; the REPL's toolbar).
+    count_hits: bool = False
 
 
 class Session(OutputWriter, MapOutput):
@@ -238,7 +240,8 @@ class Session(OutputWriter, MapOutput):
 
     def _codegen_options(self) -> dict[str, object]:
         child = self.options.child
-        return {"params": self.options.params, "start_ns": self._start_ns, "ncpus": len(online_cpus()),
+        return {"params": self.options.params, "count_hits": self.options.count_hits,
+                "start_ns": self._start_ns, "ncpus": len(online_cpus()),
                 "possible_cpus": possible_cpus(),
                 "cpid": child.pid if child else 0, "resolve_symbol": self._resolve_symbol}
 
@@ -357,6 +360,13 @@ class Session(OutputWriter, MapOutput):
         """Stop the run from another thread: the event loop sees it within
         its 0.1 s poll, then detaches, runs END and prints the maps."""
         self.stopping = True
+
+    def hits(self) -> int:
+        """How many times the probes ran (only counted with RunOptions.count_hits)."""
+        counters = self.data_maps.get(COUNTERS_SECTION)
+        if counters is None or self.layout is None:
+            return 0
+        return read_hits(self.layout, counters.lookup(bytes(4)) or b"", self._counter_offsets)
 
     def lost_events(self) -> int:
         """Events lost in the kernel so far (the ring buffer was full)."""

@@ -139,3 +139,13 @@ def test_an_unwritable_history_file_is_no_problem(tmp_path: Path, no_home_histor
         repl = Repl(input=pipe, output=DummyOutput(), history=str(no_home_history), out=out, err=err)
         assert repl.run() == 0
     assert ".quit" in out.getvalue()
+
+
+def test_import_checks_the_snippet_exists(tmp_path: Path) -> None:
+    snippet = tmp_path / "mine.pt"
+    snippet.write_text("// nothing\n")
+    out, err, repl = run_repl(f".import nosuchsnippet\r.import\r.import {snippet}\r", tmp_path)
+    assert "no stdlib snippet named 'nosuchsnippet'" in err
+    assert "usage: .import NAME" in err
+    assert f'import "{snippet}"; is added before each next probe set' in out
+    assert repl.state.imports == [str(snippet)]

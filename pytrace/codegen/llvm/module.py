@@ -21,7 +21,7 @@ from llvmlite import ir
 from ...providers.base import ResolvedAttach
 from ...semantic import types as T
 from ...semantic.pipeline import CheckedProbe, Compilation
-from ..layout import MAP_ARRAY, Layout, counter_slots, map_layout
+from ..layout import MAP_ARRAY, Layout, counter_slots, hits_slot, map_layout
 from .context import PROG_RAW_TRACEPOINT, ProbeContext
 from . import debuginfo
 from .irgen import CodegenError, ProgramGen
@@ -216,6 +216,8 @@ def generate(comp: Compilation, layout: Layout, specs: list[ProgramSpec], map_fd
                 cond = lw.predicate(probe.predicate)
             with g.b.if_then(g.b.not_(cond)):
                 g.b.ret(g.const(0))
+        if options.get("count_hits") and spec.kind not in ("begin", "end"):
+            g.count(hits_slot(layout))  # runs that passed the predicate
         lw.block(probe.body)
         g.finish()
     return Generated(layout, specs, module)
