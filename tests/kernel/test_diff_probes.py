@@ -152,7 +152,10 @@ def test_uprobe_func_and_usym(cprog: str) -> None:
     # is gone, so only printf() resolves it here.)
     script = (f"uprobe:{cprog}:pt_add,uprobe:{cprog}:pt_neg {{ printf(\"%s %s\\n\", func,"
               f" usym(reg(\"ip\"))); @p[probe] = count(); @n++; if (@n == 4) {{ exit(); }} }}")
-    compare(script, lambda: run_prog(cprog, 2, 1000), wait_exit=True, expect=["pt_add pt_add\npt_neg pt_neg\n"])
+    # bpftrace 0.17 sometimes misses the first hits of its second uprobe on a
+    # loaded machine (seen in CI-like runs: one line, @n: 2): one retry.
+    compare(script, lambda: run_prog(cprog, 2, 1000), wait_exit=True, expect=["pt_add pt_add\npt_neg pt_neg\n"],
+            retries=1)
 
 
 def test_dash_c_and_cpid(cprog: str) -> None:

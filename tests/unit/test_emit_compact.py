@@ -82,7 +82,7 @@ def test_counters_are_globals_in_their_section() -> None:
     obj = ElfObject.from_bytes(M.emit_object(gen))
     section = obj.section(COUNTERS_SECTION)
     offsets = {s.name: s.value for s in obj.symbols if s.shndx == section.index}
-    assert set(offsets) == {counter_symbol(i) for i in range(3)}
+    assert set(offsets) == {counter_symbol(i) for i in range(4)}  # lost, @a, @b, probe hits
     raw = bytearray(section.size)
     raw[offsets[counter_symbol(2)]] = 5       # @b's counter
     raw[offsets[counter_symbol(LOST_SLOT)]] = 1
