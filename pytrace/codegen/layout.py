@@ -116,8 +116,9 @@ class MapLayout:
 
 @dataclass
 class EventArg:
-    type: T.Type
+    type: T.Type                     # as stored (integers at 64 bits)
     offset: int
+    declared: T.Type | None = None   # as the script typed it (an enum's names)
 
 
 @dataclass
@@ -136,7 +137,7 @@ class EventLayout:
     def add(self, t: T.Type) -> EventArg:
         st = storage_type(t)
         off = align(self.size, min(8, max(1, st.align)))
-        arg = EventArg(st, off)
+        arg = EventArg(st, off, t)
         self.args.append(arg)
         self.size = off + type_size(st)
         return arg

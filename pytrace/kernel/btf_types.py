@@ -153,7 +153,17 @@ class TypeConverter:
         if kind == KIND_STRUCT or kind == KIND_UNION:
             return self._struct(rec, info)
         if kind == KIND_ENUM or kind == KIND_ENUM64:
-            return EnumType(data.string(words[rec]), words[rec + 2] * 8, bool(info >> 31))
+            signed = bool(info >> 31)
+            names = []
+            # Enumerators follow: ENUM {name, i32 value}, ENUM64 {name, lo, hi}.
+            step = 2 if kind == KIND_ENUM else 3
+            for j in range(info & 0xFFFF):
+                m = rec + 3 + step * j
+                value = words[m + 1] if kind == KIND_ENUM else words[m + 1] | (words[m + 2] << 32)
+                if signed and kind == KIND_ENUM and value >= 1 << 31:
+                    value -= 1 << 32
+                names.append((value, data.string(words[m])))
+            return EnumType(data.string(words[rec]), words[rec + 2] * 8, signed, names=tuple(names))
         if kind == KIND_FWD:
             return StructType("union" if info >> 31 else "struct", data.string(words[rec]), None)
         if kind == KIND_FLOAT:

@@ -24,6 +24,7 @@ from ..codegen.layout import EventLayout, Layout
 from ..output import values as V
 from ..records import dataclass, field
 from ..semantic import formats
+from ..semantic import types as T
 from .decode import Resolver
 from .fastprintf import compile_printf, compile_printf_run
 
@@ -158,8 +159,13 @@ class EventHandler:
                     self._out("printf", text)
                     return
         if k in ("printf", "system", "cat"):
+            segments = self._segments(ev).segments
             values = [self._arg(a.type, rec, a.offset) for a in ev.args]
-            text = formats.render(self._segments(ev).segments, values)
+            convs = [seg for seg in segments if isinstance(seg, formats.Conversion)]
+            for i, (a, conv) in enumerate(zip(ev.args, convs)):
+                if isinstance(a.declared, T.EnumType) and conv.conv == "s":
+                    values[i] = a.declared.name_of(int(values[i]))  # type: ignore[call-overload]
+            text = formats.render(segments, values)
             if k == "printf":
                 self._out("printf", text)
             elif k == "system" and self.sink.system is not None:

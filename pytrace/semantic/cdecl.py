@@ -597,7 +597,8 @@ class _Parser(IntExprParser):
                 break
         self.attributes(attrs)
         values = [self.pending[t.text] for t in names]
-        et = EnumType(tag, *_enum_repr(values, attrs.packed))
+        et = EnumType(tag, *_enum_repr(values, attrs.packed),
+                      names=tuple((self.pending[t.text], t.text) for t in names))
         if min(values, default=0) < -(1 << 63) or max(values, default=0) >= 1 << 64:
             self.error("enumerator value out of range", kw, tag_tok)
         for t in names:

@@ -68,6 +68,12 @@ class TypeEnv:
         if name.startswith(("struct ", "union ")):
             kind, tag = name.split(" ", 1)
             return self.struct(kind, tag)
+        if name.startswith("enum "):
+            # A script's enum (by its tag) before the kernel's.
+            tag = name[5:].strip()
+            for _value, et in self.enum_values.values():
+                if et.tag == tag:
+                    return et
         btf = self._btf()
         if btf is not None:
             return btf.type_by_name(name)

@@ -378,6 +378,8 @@ def check_args(
             f"({supplied} supplied, {expected} expected)")]
     problems: list[ArgProblem] = []
     for i, (conv, t) in enumerate(zip(convs, arg_types)):
+        if isinstance(t, EnumType) and conv.kind == STRING:
+            continue  # the enumerator's name (bpftrace 0.22)
         if value_kind(t) != conv.kind:
             problems.append(ArgProblem(
                 i, f"{func}: {conv.text} expects {_EXPECTS[conv.kind]}, got {_describe(t)}",

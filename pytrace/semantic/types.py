@@ -204,6 +204,15 @@ class EnumType(Type):
     tag: str = ""
     bits: int = 32
     signed: bool = False
+    # (value, name) of each enumerator, for printf's %s (bpftrace 0.22):
+    # the name of a value, or the value when no enumerator has it.
+    names: tuple[tuple[int, str], ...] = ()
+
+    def name_of(self, value: int) -> str:
+        for v, n in self.names:
+            if v == value:
+                return n
+        return str(value)
 
     @property
     def size(self) -> int:

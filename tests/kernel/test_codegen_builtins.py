@@ -501,3 +501,13 @@ def test_ctx_is_the_context_pointer(cprog: str) -> None:
     out = pytrace_only(f'uprobe:{cprog}:pt_add /pid == cpid/ {{ @[((struct pt_regs *)ctx)->di == arg0] = count(); }}',
                        tool_args=["-c", f"{cprog} 3"], wait_exit=True)
     assert "@[1]: 3\n" in out and "@[0]" not in out
+
+
+def test_printf_s_of_an_enum_prints_its_name() -> None:
+    """%s of an enum value is the enumerator's name (bpftrace 0.22), from a
+    script's enum or the kernel's BTF; a value no enumerator has prints as
+    its number; %d still prints the number."""
+    out = pytrace_only('enum color { RED = 1, GREEN = 2, BLUE = -3 }; BEGIN { $c = (enum color)2; '
+                       'printf("%s %d %s|%-6s|%s\\n", $c, $c, (enum color)7, (enum color)1, (enum color)-3); '
+                       'printf("%s %s\\n", (enum pid_type)0, (enum pid_type)1); exit(); }', wait_exit=True)
+    assert out.startswith("GREEN 2 7|RED   |BLUE\nPIDTYPE_PID PIDTYPE_TGID\n")
