@@ -206,7 +206,7 @@ class EnumType(Type):
     signed: bool = False
     # (value, name) of each enumerator, for printf's %s (bpftrace 0.22):
     # the name of a value, or the value when no enumerator has it.
-    names: tuple[tuple[int, str], ...] = ()
+    names: tuple[tuple[int, str], ...] = field(default=(), compare=False)
 
     def name_of(self, value: int) -> str:
         for v, n in self.names:
