@@ -77,6 +77,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
         usage="pytrace [options] FILE [ARG...]\n"
               "       pytrace [options] -e 'program' [ARG...]\n"
               "       pytrace [repl]    (the interactive REPL, on a terminal)\n"
+              "       pytrace tools | pytrace tool NAME [ARG...]\n"
               "       pytrace -l [GLOB]\n"
               "       pytrace --info",
         add_help=False,
@@ -166,6 +167,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except EnvironmentProblem as exc:
         _problem(exc.message, exc.hint, stderr)
         return 1
+    except UsageError as exc:
+        print(f"pytrace: {exc} (see pytrace --help)", file=stderr)
+        return 1
     except (KeyboardInterrupt, Terminated):
         return 130
     except SystemExit as exc:
@@ -247,6 +251,10 @@ def _run(opts: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         except UsageError as exc:
             print(f"pytrace: {exc} (see pytrace --help)", file=stderr)
             return 1
+    if opts.program is None and opts.args[:1] == ["tools"]:
+        return _list_tools(stdout)
+    if opts.program is None and opts.args[:1] == ["tool"]:
+        opts.args = _tool_args(opts.args[1:])
     if opts.program is None and (opts.args[:1] == ["repl"] or (not opts.args and _interactive())):
         # No script on a terminal (or 'pytrace repl'): the interactive REPL.
         from .repl.app import run_repl
@@ -339,6 +347,30 @@ def _compile_and_run(opts: argparse.Namespace, source: SourceFile, params: list[
         from .kernel.features import preflight
         preflight(tracefs=True)
     return _trace(comp, opts, params, compiler, stdout, stderr)
+
+
+def _list_tools(stdout: TextIO) -> int:
+    """``pytrace tools``: each shipped tool and what it does."""
+    from .library import tools
+    found = tools()
+    width = max((len(t.name) for t in found), default=0)
+    for t in found:
+        print(f"{t.name:<{width}}  {t.description}", file=stdout)
+    return 0
+
+
+def _tool_args(args: list[str]) -> list[str]:
+    """``pytrace tool NAME [ARG...]``: the tool's script and its arguments."""
+    from .library import find_tool, tools
+    if not args:
+        raise UsageError("pytrace tool needs the name of a tool (pytrace tools lists them)")
+    tool = find_tool(args[0])
+    if tool is None:
+        from .diagnostics import suggest
+        hints = suggest(args[0], [t.name for t in tools()])
+        raise EnvironmentProblem(f"no tool named '{args[0]}'" + (f": {hints[0]}" if hints else ""),
+                                 "pytrace tools lists them")
+    return [str(tool.path), *args[1:]]
 
 
 def _interactive() -> bool:

@@ -85,6 +85,9 @@ class MapLayout:
     value_size: int
     max_entries: int
     flags: int = 0
+    # The key as the script typed it (key_type is how it is stored): an
+    # enum key prints as its enumerators' names.
+    declared_key: T.Type | None = None
 
     @property
     def percpu(self) -> bool:
@@ -228,6 +231,12 @@ def _bpf_name(name: str, used: set[str]) -> str:
 
 
 def map_layout(name: str, key: T.Type | None, value: T.Type, max_keys: int, used: set[str]) -> MapLayout:
+    ml = _map_layout(name, key, value, max_keys, used)
+    ml.declared_key = key
+    return ml
+
+
+def _map_layout(name: str, key: T.Type | None, value: T.Type, max_keys: int, used: set[str]) -> MapLayout:
     key_st = storage_type(key) if key is not None else None
     user_key = 8 if key_st is None else align(type_size(key_st), 8)
     hist_key = 0 if key_st is None else user_key  # see MapLayout.user_key_size

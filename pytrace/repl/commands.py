@@ -183,7 +183,7 @@ class Commands:
         if not name:
             self._say("usage: .import NAME (a stdlib snippet)")
             return
-        from .complete import stdlib_dirs
+        from ..library import stdlib_dirs
         known = sorted(p.relative_to(d).as_posix() for d in stdlib_dirs() if d.is_dir() for p in d.rglob("*.pt"))
         if name not in known and f"{name}.pt" not in known and not os.path.isfile(os.path.expanduser(name)):
             hints = suggest(name, known)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
+from ..library import stdlib_dirs
 from ..builtins.registry import Builtin, Kind, default_registry
 from ..kernel.info import has_wildcard
 from ..providers.base import ListEnv, ResolvedAttach, split_attach_point
@@ -269,16 +270,6 @@ def split_attach_list(text: str) -> list[str]:
     comments left out."""
     text = _NOISE.sub(lambda m: " " if m.group()[0] == "/" else m.group(), text)
     return [m.group() for m in _ATTACH.finditer(text)]
-
-
-def stdlib_dirs() -> list[Path]:
-    """Where pytrace's stdlib .pt files are: the installed package
-    (pytrace.stdlib), or stdlib/ of a source checkout."""
-    try:
-        from importlib import resources
-        return [Path(str(resources.files("pytrace.stdlib")))]
-    except (ModuleNotFoundError, TypeError):
-        return [Path(__file__).resolve().parents[2] / "stdlib"]
 
 
 @dataclass(frozen=True)

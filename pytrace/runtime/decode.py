@@ -200,7 +200,7 @@ def _decode_columns(ml: MapLayout, items: MapItems) -> V.MapData | None:
     values = _value_columns(ml, items)
     if values is None:
         return None
-    keys = _key_columns(ml.key_type, items)
+    keys = _key_columns(ml.key_type, items, ml.declared_key)
     if keys is None:
         return None
     wrap, totals, counts, kind = values
@@ -208,20 +208,34 @@ def _decode_columns(ml: MapLayout, items: MapItems) -> V.MapData | None:
     return V.MapData.from_columns(ml.name, True, cols, value_type=ml.value_type, key_types=_key_types(ml))
 
 
-def _key_columns(kt: T.Type, items: MapItems) -> tuple[list[list], list[str]] | None:
+def _enum_names(declared: T.Type | None, count: int) -> list[T.EnumType | None]:
+    """Per key component, its enum type when it prints as names."""
+    parts = declared.elements if isinstance(declared, T.TupleType) else (declared,)
+    out = [p if isinstance(p, T.EnumType) and p.names else None for p in parts]
+    return out if len(out) == count else [None] * count
+
+
+def _key_columns(kt: T.Type, items: MapItems, source: T.Type | None = None) -> tuple[list[list], list[str]] | None:
     """(one list per key component, their kinds), or None for components
-    other than integers and strings."""
+    other than integers and strings.  ``source``: the key as the script
+    typed it (enum components become their names)."""
     ks = items.key_size
     # The components and offsets the general _key_decoder() uses.
     parts = list(zip(kt.elements, kt.offsets())) if isinstance(kt, T.TupleType) else [(kt, 0)]
+    enums = _enum_names(source, len(parts))
     keys: list[list] = []
     kinds: list[str] = []
     kview = memoryview(items.raw_keys)
-    for declared, off in parts:
+    for (declared, off), enum in zip(parts, enums):
         et = storage_type(declared)
         if isinstance(et, T.IntType) and off % 8 == 0 and off + 8 <= ks:
             # Every 8-byte word of the packed keys, then this component's column.
-            keys.append(kview.cast("q" if key_signed(declared) else "Q")[off // 8::ks // 8].tolist())
+            column = kview.cast("q" if key_signed(declared) else "Q")[off // 8::ks // 8].tolist()
+            if enum is not None:
+                keys.append([enum.name_of(v) for v in column])
+                kinds.append(V.STR)
+                continue
+            keys.append(column)
             kinds.append(V.INT)
         elif isinstance(et, T.StringType) and off + et.length <= ks:
             keys.append(_string_column(items.raw_keys, off, et.length, ks))
@@ -296,8 +310,12 @@ def _key_decoder(res: Resolver, ml: MapLayout):  # type: ignore[no-untyped-def]
     if kt is None:
         return lambda kb: ()
     st = storage_type(kt)
+    enums = _enum_names(ml.declared_key, len(kt.elements) if isinstance(kt, T.TupleType) else 1)
     if isinstance(st, T.IntType):
         signed = key_signed(kt)
+        enum = enums[0]
+        if enum is not None:
+            return lambda kb: (enum.name_of(int.from_bytes(kb[:8], "little", signed=signed)),)
         return lambda kb: (int.from_bytes(kb[:8], "little", signed=signed),)
     if isinstance(st, T.StringType):
         n = st.length
@@ -310,11 +328,12 @@ def _key_decoder(res: Resolver, ml: MapLayout):  # type: ignore[no-untyped-def]
     if isinstance(kt, T.TupleType):
         parts = list(zip(kt.elements, kt.offsets()))
 
-        def element(et: T.Type, kb: bytes, eo: int) -> object:
+        def element(et: T.Type, kb: bytes, eo: int, enum: T.EnumType | None) -> object:
             if isinstance(storage_type(et), T.IntType):
-                return int.from_bytes(kb[eo:eo + 8], "little", signed=key_signed(et))
+                v = int.from_bytes(kb[eo:eo + 8], "little", signed=key_signed(et))
+                return v if enum is None else enum.name_of(v)
             return res.value(et, kb, eo)
-        return lambda kb: tuple(element(et, kb, eo) for et, eo in parts)
+        return lambda kb: tuple(element(et, kb, eo, en) for (et, eo), en in zip(parts, enums))
     return lambda kb: (res.value(kt, kb, 0),)
 
 

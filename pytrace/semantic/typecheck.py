@@ -331,6 +331,9 @@ class Checker:
     @staticmethod
     def _key_form(t: T.Type) -> T.Type:
         # Keys are stored at full width so that @m[(uint8)1] and @m[1] meet.
+        # An enum with enumerators stays itself: such keys print as names.
+        if isinstance(t, T.EnumType) and t.names:
+            return t
         if isinstance(t, (T.IntType, T.BoolType, T.EnumType)):
             return T.I64 if getattr(t, "signed", False) else T.U64
         return t

@@ -511,3 +511,11 @@ def test_printf_s_of_an_enum_prints_its_name() -> None:
                        'printf("%s %d %s|%-6s|%s\\n", $c, $c, (enum color)7, (enum color)1, (enum color)-3); '
                        'printf("%s %s\\n", (enum pid_type)0, (enum pid_type)1); exit(); }', wait_exit=True)
     assert out.startswith("GREEN 2 7|RED   |BLUE\nPIDTYPE_PID PIDTYPE_TGID\n")
+
+
+def test_enum_map_keys_print_as_names() -> None:
+    out = pytrace_only('enum color { RED = 1, GREEN = 2 }; BEGIN { @[(enum color)2] = count(); '
+                       '@[(enum color)1] = count(); @[(enum color)1] = count(); @t[(enum color)1, "x"] = 5; '
+                       '@h[(enum color)2] = hist(3); @u[(enum color)9] = 1; exit(); }', wait_exit=True)
+    assert "@[GREEN]: 1\n@[RED]: 2\n" in out
+    assert "@h[GREEN]: \n[2, 4)" in out and "@t[RED, x]: 5\n" in out and "@u[9]: 1\n" in out
