@@ -67,6 +67,9 @@ class MapOutput:
             m.update(key, [bytes(ml.value_size)] * width if ml.percpu else bytes(ml.value_size))
 
     def _print_value(self, value: object) -> None:
+        if self.options.on_value is not None:
+            self.options.on_value(value)
+            return
         self._write(self._formats().format_value(value))
 
     # ------------------------------------------------------------------ from the REPL

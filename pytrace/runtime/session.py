@@ -75,6 +75,10 @@ class RunOptions:
     handle_signals: bool = True
     # Count every probe run in a .bss counter (Session.hits; the REPL's toolbar).
     count_hits: bool = False
+    # print(value) of a non-map value hands the decoded value (int, str,
+    # tuple...) here instead of printing it (pytrace.api: tools that build
+    # their own output, e.g. JSON records).
+    on_value: Callable[[object], None] | None = None
 
 
 class Session(OutputWriter, MapOutput):
