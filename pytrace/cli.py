@@ -17,12 +17,15 @@ import shlex
 import shutil
 import signal
 import sys
-from typing import Any, NoReturn, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence, TextIO
 
 from . import __version__
 from .diagnostics import Diagnostics
 from .errors import EnvironmentProblem
 from .source import SourceFile
+
+if TYPE_CHECKING:
+    from .library import Tool
 
 EMIT_STAGES = ("ast", "source", "types", "ir", "asm", "obj")
 FORMATS = ("text", "json")
@@ -146,6 +149,13 @@ def _kernel(opts: argparse.Namespace):  # type: ignore[no-untyped-def]
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tool = _python_tool(argv)
+    if tool is not None:
+        # A Python-driven tool parses its own options (strace -p/-c/-s...):
+        # hand it the arguments untouched by pytrace's parser.
+        from .library import run_python_tool
+        return _guarded(lambda: run_python_tool(tool, argv[2:], stdout, stderr), stdout, stderr)
     parser = build_arg_parser()
     try:
         opts = parser.parse_args(argv)
@@ -160,10 +170,23 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     if opts.help:
         parser.print_help(stdout)
         return 0
+    return _guarded(lambda: _info(stdout) if opts.info else _run(opts, stdout, stderr), stdout, stderr)
+
+
+def _python_tool(argv: list[str]) -> Tool | None:
+    """The Python-driven tool ``pytrace tool NAME ...`` names, if it is one."""
+    if argv[:1] != ["tool"] or len(argv) < 2:
+        return None
+    from .library import find_tool
+    tool = find_tool(argv[1])
+    return tool if tool is not None and tool.is_python else None
+
+
+def _guarded(body: Callable[[], int | None], stdout: TextIO, stderr: TextIO) -> int:
+    """Run ``body`` turning every failure into a message and an exit code:
+    never a traceback."""
     try:
-        if opts.info:
-            return _info(stdout)
-        return _run(opts, stdout, stderr)
+        return int(body() or 0)
     except EnvironmentProblem as exc:
         _problem(exc.message, exc.hint, stderr)
         return 1

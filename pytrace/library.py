@@ -14,6 +14,12 @@ repository.  A tool begins with a header of line comments::
 
 whose first line names the tool and describes it in one line (``pytrace
 tools`` lists those lines) and whose ``Usage:`` line says how to run it.
+
+A tool that needs more than one script can do (its own option parsing,
+several scripts, post-processing in Python: ``strace``, ``audit``) is a
+Python module ``stdlib/tools/NAME.py`` with the same header written with
+``#`` and a function ``main(argv, stdout, stderr) -> int``; it drives
+pytrace through ``pytrace.api``.
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TextIO
 
-_HEADER = re.compile(r"^//\s*([A-Za-z0-9_.-]+):\s*(.+?)\s*$")
-_USAGE = re.compile(r"^//\s*Usage:\s*(.+?)\s*$")
+_HEADER = re.compile(r"^(?://|#)\s*([A-Za-z0-9_.-]+):\s*(.+?)\s*$")
+_USAGE = re.compile(r"^(?://|#)\s*Usage:\s*(.+?)\s*$")
 
 
 def stdlib_dirs() -> list[Path]:
@@ -59,6 +65,11 @@ class Tool(NamedTuple):
     description: str
     usage: str
 
+    @property
+    def is_python(self) -> bool:
+        """A Python-driven tool (run by its main()), not a script."""
+        return self.path.suffix == ".py"
+
 
 def tools() -> list[Tool]:
     """The shipped tools, by name."""
@@ -66,10 +77,12 @@ def tools() -> list[Tool]:
     for d in stdlib_dirs():
         tool_dir = d / "tools"
         try:
-            files = sorted(tool_dir.glob("*.pt"))
+            files = sorted([*tool_dir.glob("*.pt"), *tool_dir.glob("*.py")])
         except OSError:
             continue
         for path in files:
+            if path.name.startswith("_"):
+                continue
             out.setdefault(path.stem, read_tool(path))
     return [out[k] for k in sorted(out)]
 
@@ -95,10 +108,22 @@ def read_tool(path: Path) -> Tool:
 
 def find_tool(name: str) -> Tool | None:
     """The tool called ``name`` (or at a path ending in .pt)."""
-    if os.sep in name or name.endswith((".pt", ".bt")):
+    if os.sep in name or name.endswith((".pt", ".bt", ".py")):
         path = Path(name)
         return read_tool(path) if path.is_file() else None
     for tool in tools():
         if tool.name == name:
             return tool
     return None
+
+
+def run_python_tool(tool: Tool, argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
+    """Run a Python-driven tool's ``main(argv, stdout, stderr)``."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"pytrace_tool_{tool.name}", tool.path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the tool {tool.path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(argv, stdout, stderr)
+    return int(result or 0)
