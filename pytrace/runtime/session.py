@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import threading
 import time
 from typing import Callable, TextIO
 
@@ -108,6 +109,11 @@ class Session(OutputWriter, MapOutput):
         self.resolver: decode.Resolver | None = None
         self.data_maps: dict[str, BpfMap] = {}
         self._counter_offsets: dict[str, int] = {}
+        # The REPL's toolbar reads the counters from its own thread while the
+        # session's thread may be closing the maps: reads and close() hold
+        # this lock, so a read never uses a closed (or reused) map fd.
+        self._maps_lock = threading.Lock()
+        self._last_counters = b""
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "Session":
@@ -135,9 +141,10 @@ class Session(OutputWriter, MapOutput):
                 except BufferError:
                     pass  # a record view still exists: the mapping goes when it does
                 self.ringbuf = None
-            for m in list(self.maps.values()) + list(self.data_maps.values()):
-                m.close()
-            self.maps, self.data_maps = {}, {}
+            with self._maps_lock:
+                for m in list(self.maps.values()) + list(self.data_maps.values()):
+                    m.close()
+                self.maps, self.data_maps = {}, {}
 
     # ------------------------------------------------------------------ loading
     def load(self, diags: Diagnostics) -> bool:
@@ -365,19 +372,25 @@ class Session(OutputWriter, MapOutput):
         its 0.1 s poll, then detaches, runs END and prints the maps."""
         self.stopping = True
 
+    def _counters(self) -> bytes:
+        """The .bss counters as last read (their final values once closed)."""
+        with self._maps_lock:
+            counters = self.data_maps.get(COUNTERS_SECTION)
+            if counters is not None:
+                self._last_counters = counters.lookup(bytes(4)) or b""
+            return self._last_counters
+
     def hits(self) -> int:
         """How many times the probes ran (only counted with RunOptions.count_hits)."""
-        counters = self.data_maps.get(COUNTERS_SECTION)
-        if counters is None or self.layout is None:
+        if self.layout is None:
             return 0
-        return read_hits(self.layout, counters.lookup(bytes(4)) or b"", self._counter_offsets)
+        return read_hits(self.layout, self._counters(), self._counter_offsets)
 
     def lost_events(self) -> int:
         """Events lost in the kernel so far (the ring buffer was full)."""
-        counters = self.data_maps.get(COUNTERS_SECTION)
-        if counters is None or self.layout is None:
+        if self.layout is None:
             return 0
-        return read_counters(self.layout, counters.lookup(bytes(4)) or b"", self._counter_offsets)[0]
+        return read_counters(self.layout, self._counters(), self._counter_offsets)[0]
 
     def _run(self) -> int:
         try:
