@@ -185,6 +185,17 @@ class Offsetof(Expr):
     offset: int | None = None  # bytes, found by the type checker
 
 
+@dataclass(eq=True)
+class MacroExpansion(Expr):
+    """A macro call after expansion (semantic/macros.py): ``stmts`` run, then
+    ``result`` is the call's value (None: the macro has no value)."""
+
+    name: str
+    stmts: list["Stmt"]
+    result: Expr | None
+    call_span: Span | None = field(default=None, compare=False, repr=False)
+
+
 # ---------------------------------------------------------------- statements
 
 @dataclass(eq=True)

@@ -124,30 +124,20 @@ def c_items_pass(c: Compilation) -> None:
 
 
 def imports_pass(c: Compilation) -> None:
+    """Merge imported snippets into the program (semantic/imports.py)."""
     assert c.program is not None
-    for imp in c.program.imports:
-        c.diags.error(f"cannot import '{imp.path}': imports are not available yet", imp.span,
-                      hints=["copy the snippet into the script for now"])
+    if c.program.imports:
+        from .imports import resolve
+        resolve(c.program, c.source, c.options.environ, c.diags)
 
 
 def macros_pass(c: Compilation) -> None:
-    """Macro definitions are checked for clashes; calls are expanded by the
-    stdlib stage (not yet available), so a call is reported clearly."""
+    """Expand every macro call (semantic/macros.py)."""
     assert c.program is not None
-    seen: dict[str, ast.MacroDef] = {}
-    for m in c.program.macros:
-        if m.name in seen:
-            c.diags.error(f"macro '{m.name}' is defined twice", m.span)
-        elif c.registry.get(m.name) is not None:
-            c.diags.error(f"macro '{m.name}' has the name of a builtin", m.span)
-        seen[m.name] = m
-    if not seen:
+    if not c.program.macros:
         return
-    for probe in c.program.probes:
-        for node in probe.walk():
-            if isinstance(node, ast.Call) and node.name in seen:
-                c.diags.error(f"macro '{node.name}' cannot be expanded yet: macro calls are not available",
-                              node.name_span or node.span)
+    from .macros import expand
+    expand(c.program, lambda name: c.registry.get(name) is not None, c.diags)
 
 
 def probes_pass(c: Compilation) -> None:
@@ -208,9 +198,9 @@ def typecheck_pass(c: Compilation) -> None:
 PASSES: list[tuple[str, Callable[[Compilation], None]]] = [
     ("parse", parse_pass),
     ("config", config_pass),
-    ("c", c_items_pass),
     ("imports", imports_pass),
     ("macros", macros_pass),
+    ("c", c_items_pass),
     ("probes", probes_pass),
     ("types", typecheck_pass),
 ]

@@ -23,6 +23,7 @@ from ..providers.registry import PROVIDER_CLASSES
 from ..records import dataclass, field
 from ..source import Span
 from . import types as T
+from .macros import split_hygienic
 from .context import CheckOptions, TypeEnv
 
 
@@ -378,8 +379,14 @@ class Checker:
         if isinstance(e, ast.Variable):
             v = self.scope.variables.get(e.name)
             if v is None:
-                self.error(f"undefined variable {e.name}", e.span,
-                           hints=suggest(e.name, list(self.scope.variables)))
+                name, macro = split_hygienic(e.name)
+                if macro is not None:
+                    self.error(f"undefined variable {name} in macro '{macro}'", e.span,
+                               hints=[f"a macro's scratch variables are its own: pass the caller's {name} "
+                                      f"as a parameter ({name}) to use it"])
+                else:
+                    self.error(f"undefined variable {e.name}", e.span,
+                               hints=suggest(e.name, list(self.scope.variables)))
                 return T.I64
             return v[0]
         if isinstance(e, ast.Positional):
@@ -392,6 +399,12 @@ class Checker:
             return self.ident(e)
         if isinstance(e, ast.Call):
             return self.call(e, allow_agg)
+        if isinstance(e, ast.MacroExpansion):
+            for s in e.stmts:
+                self.stmt(s)
+            if e.result is None:
+                return T.VOID
+            return self.expr(e.result, allow_aggregation=allow_agg, allow_bare_map=allow_bare_map)
         if isinstance(e, ast.Binary):
             return self.binary(e)
         if isinstance(e, ast.Unary):

@@ -3274,25 +3274,6 @@ config = { missing_probes = maybe; max_map_key = 1 }
                                    ^~~~~~~~~~~~~~~
 hint: did you mean 'max_map_keys'?
 '''),
-    ("import-not-available",
-     r'''import "foo.pt";
-BEGIN { exit(); }''',
-     {},
-     r'''
-stdin:1:1: error: cannot import 'foo.pt': imports are not available yet
-import "foo.pt";
-^~~~~~~~~~~~~~~~
-hint: copy the snippet into the script for now
-'''),
-    ("macro-call-not-available",
-     r'''macro add($a, $b) { $a + $b }
-BEGIN { printf("%d\n", add(1, 2)); exit(); }''',
-     {},
-     r'''
-stdin:2:24: error: macro 'add' cannot be expanded yet: macro calls are not available
-BEGIN { printf("%d\n", add(1, 2)); exit(); }
-                       ^~~
-'''),
     ("macro-defined-twice",
      r'''macro f($a) { $a }
 macro f($b) { $b }
@@ -3301,6 +3282,9 @@ BEGIN { exit(); }''',
      r'''
 stdin:2:1: error: macro 'f' is defined twice
 macro f($b) { $b }
+^~~~~~~~~~~~~~~~~~
+stdin:1:1: note: first defined here
+macro f($a) { $a }
 ^~~~~~~~~~~~~~~~~~
 '''),
     ("macro-named-like-builtin",

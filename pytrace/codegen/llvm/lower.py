@@ -44,6 +44,7 @@ class Lowerer(MemoryAccess):
         self.layout_events = events
         self.new_event = False
         self.binaries: tuple[str, ...] = ()  # uprobe/usdt: the binaries uaddr() looks symbols up in
+        self.var_widest: dict[str, T.StringType] = {}  # size_variables()
         # Iterators: where ctx->meta->seq is and whether the iterator is
         # pinned (iterprint.py); their final call is skipped before all else.
         self.iter_seq_offset = 0
@@ -142,6 +143,21 @@ class Lowerer(MemoryAccess):
         else:
             raise CodegenError(f"cannot lower {type(s).__name__}", s.span)
 
+    def macro_expansion(self, e: ast.MacroExpansion) -> Val:
+        """A macro's statements, then its value (semantic/macros.py)."""
+        g = self.g
+        for s in e.stmts:
+            if g.b.block.is_terminated:
+                break
+            self.stmt(s)
+        if g.b.block.is_terminated:
+            # exit() or a loop's break inside the body: what follows is
+            # unreachable but still needs a block to be emitted into.
+            g.b.position_at_end(g.fn.append_basic_block("macro.dead"))
+        if e.result is None:
+            return Val(T.VOID, reg=g.const(0))
+        return self.expr(e.result)
+
     def _loop(self, cond, body: ast.Block, step) -> None:  # type: ignore[no-untyped-def]
         g = self.g
         head = g.fn.append_basic_block("loop.head")
@@ -169,9 +185,21 @@ class Lowerer(MemoryAccess):
         raise CodegenError("a constant is needed here", e.span)
 
     # -------------------------------------------------------------- variables
+    def size_variables(self, probe: ast.Node) -> None:
+        """Note, for each string variable, the widest string the probe gives
+        it: its slot is sized for that one (bpftrace's), not for the first
+        assignment (``$s = "-"; ... $s = "ESTABLISHED"`` kept "ES")."""
+        for n in probe.walk():
+            if isinstance(n, ast.Variable) and isinstance(n.ty, T.StringType):
+                cur = self.var_widest.get(n.name)
+                if cur is None or n.ty.size > cur.size:
+                    self.var_widest[n.name] = n.ty
+
     def _var_slot(self, name: str, t: T.Type) -> tuple[ir.Value, T.Type]:
         if name in self.g.variables:
             return self.g.variables[name]
+        if isinstance(t, T.StringType) and name in self.var_widest:
+            t = self.var_widest[name]
         st = storage_type(t)
         # Zeroed once in the entry block (not here: this may be inside a
         # branch or a loop body).
@@ -257,6 +285,8 @@ class Lowerer(MemoryAccess):
             return calls.builtin_variable(self, e)
         if isinstance(e, ast.Call):
             return calls.call(self, e)
+        if isinstance(e, ast.MacroExpansion):
+            return self.macro_expansion(e)
         if isinstance(e, ast.Binary):
             return self.binary(e)
         if isinstance(e, ast.Unary):
