@@ -19,6 +19,10 @@ pytestmark = [pytest.mark.kernel, pytest.mark.oracle,
 PID = os.getpid()
 
 BEGIN_CASES = {
+    "exit_ends_the_probe": (
+        'BEGIN { printf("before\\n"); if (1) { exit(); } printf("after\\n"); }'
+        ' END { printf("end\\n"); }',
+        ["before", "end"]),
     "casts_and_promotion": (
         'BEGIN { $x = (uint8)255; $y = (int8)-1; $z = (uint16)65537; $w = (int32)0x80000000;'
         ' printf("%d %d %d %d\\n", $x, $y, $z, $w); printf("%ld %lu\\n", $x + $y, $x * 2);'

@@ -226,6 +226,10 @@ def call(lw: "Lowerer", e: ast.Call) -> Val:
             flag = None
         if flag is not None:
             g.b.store(g.const(1), flag)
+        # As bpftrace: exit() also ends this run of the probe (nothing after
+        # it runs); code that follows lands in a block LLVM drops.
+        g.b.ret(g.const(0))
+        g.b.position_at_end(g.fn.append_basic_block("after.exit"))
         return Val(T.VOID, reg=g.const(0))
     if name in ("clear", "zero") or (name == "print" and isinstance(e.args[0], ast.Map) and e.args[0].keys is None):
         m = e.args[0]
