@@ -18,6 +18,9 @@ def test_wheel_ships_grammar_and_stdlib(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "pytrace/grammar/pytrace.lark" in names
     assert "pytrace/stdlib/__init__.py" in names
+    # Snippets, script tools and Python-driven tools.
+    for snippet in ("base.pt", "errno.pt", "syscalls.pt", "tools/execsnoop.pt", "tools/strace.py"):
+        assert f"pytrace/stdlib/{snippet}" in names, snippet
     assert "pytrace/frontend/parser.py" in names
     assert any(n.endswith("entry_points.txt") for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
