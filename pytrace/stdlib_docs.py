@@ -92,8 +92,9 @@ def markdown(docs: list[SnippetDoc]) -> str:
            "```", "",
            "`import \"name\";` looks in the importing script's directory, then in each directory of",
            "`PYTRACE_PATH`, then here; a macro the script defines itself replaces the stdlib's.  Files",
-           "writable by other users are refused (pytrace runs as root).  `docs/language.md` describes",
-           "macros and imports; `docs/tools.md` the tools in stdlib/tools.", ""]
+           "writable by other users are refused (pytrace runs as root).  The macros of `base` need no",
+           "import (as in bpftrace, where they are builtins): a script that uses one gets it.",
+           "`docs/language.md` describes macros and imports; `docs/tools.md` the tools in stdlib/tools.", ""]
     for s in docs:
         out += [f"## {s.name}", ""]
         about = [a for a in s.about if not a.startswith("GENERATED")]

@@ -183,8 +183,8 @@ class Commands:
         if not name:
             self._say("usage: .import NAME (a stdlib snippet)")
             return
-        from ..library import stdlib_dirs
-        known = sorted(p.relative_to(d).as_posix() for d in stdlib_dirs() if d.is_dir() for p in d.rglob("*.pt"))
+        from ..library import snippet_names
+        known = snippet_names()  # tools (stdlib/tools) are run with `pytrace tool`, not imported
         if name not in known and f"{name}.pt" not in known and not os.path.isfile(os.path.expanduser(name)):
             hints = suggest(name, known)
             self._say(f"no stdlib snippet named '{name}'" + (f": {hints[0]}" if hints else "")

@@ -29,9 +29,10 @@ the main script only.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from ..diagnostics import Diagnostics
 from ..frontend import ast
@@ -150,7 +151,43 @@ class Importer:
         program.probes[:0] = imported.probes
 
 
-def resolve(program: ast.Program, source: SourceFile, environ: Mapping[str, str], diags: Diagnostics) -> None:
-    """Merge every import of ``program`` into it."""
+def resolve(program: ast.Program, source: SourceFile, environ: Mapping[str, str], diags: Diagnostics, *,
+            implicit: Path | None = None) -> None:
+    """Merge every import of ``program`` into it (and ``implicit``, the
+    stdlib's base snippet, when the program uses its macros unimported)."""
+    importer = Importer(environ, diags)
+    if implicit is not None:
+        base = SourceFile(str(implicit), implicit.read_text(encoding="utf-8"))
+        from ..frontend.parser import parse
+        sub = parse(base, diags)
+        importer.done.add(implicit.resolve())
+        own = {m.name for m in program.macros}
+        program.macros[:0] = [m for m in sub.macros if m.name not in own]
     if program.imports:
-        Importer(environ, diags).run(program, source)
+        importer.run(program, source)
+
+
+_MACRO_NAME = re.compile(r"^macro\s+([A-Za-z_][A-Za-z0-9_]*)", re.M)
+
+
+def implicit_base(program: ast.Program, builtin: Callable[[str], bool]) -> Path | None:
+    """The stdlib's base.pt when ``program`` calls one of its macros without
+    defining or importing it; None otherwise (the usual case costs one walk
+    of the probes)."""
+    if any(i.path in ("base", "base.pt") for i in program.imports):
+        return None
+    defined = {m.name for m in program.macros}
+    unknown = {n.name for p in program.probes for n in p.walk()
+               if isinstance(n, (ast.Call, ast.Ident)) and n.name not in defined and not builtin(n.name)}
+    if not unknown:
+        return None
+    from ..library import stdlib_dirs
+    for d in stdlib_dirs():
+        path = d / "base.pt"
+        try:
+            names = set(_MACRO_NAME.findall(path.read_text(encoding="utf-8")))
+        except OSError:
+            continue
+        if names & unknown:
+            return path
+    return None

@@ -124,11 +124,14 @@ def c_items_pass(c: Compilation) -> None:
 
 
 def imports_pass(c: Compilation) -> None:
-    """Merge imported snippets into the program (semantic/imports.py)."""
+    """Merge imported snippets into the program (semantic/imports.py); the
+    stdlib's base macros (ppid, pcomm, assert...) need no import, as in
+    bpftrace 0.25+, where they are builtins or an implicit stdlib."""
     assert c.program is not None
-    if c.program.imports:
-        from .imports import resolve
-        resolve(c.program, c.source, c.options.environ, c.diags)
+    from .imports import implicit_base, resolve
+    implicit = implicit_base(c.program, lambda name: c.registry.get(name) is not None)
+    if c.program.imports or implicit:
+        resolve(c.program, c.source, c.options.environ, c.diags, implicit=implicit)
 
 
 def macros_pass(c: Compilation) -> None:

@@ -157,3 +157,13 @@ def test_a_snippet_owned_by_another_user_is_refused(tmp_path: Path, fake_kernel)
     main = _write(tmp_path / "s.pt", 'import "lib";\nBEGIN { @x = v; }\n')
     _, text = _compile(main, fake_kernel)
     assert f"error: refusing to import 'lib': {lib} belongs to another user (uid 65534)" in text
+
+
+def test_base_macros_need_no_import(tmp_path: Path, fake_kernel) -> None:  # type: ignore[no-untyped-def]
+    main = _write(tmp_path / "s.pt", "BEGIN { @x = ppid; }\n")
+    comp, text = _compile(main, fake_kernel, until="macros")
+    assert text == "" and isinstance(_value(comp), ast.FieldAccess)
+    # A script's own macro of that name wins, and nothing is read for it.
+    main = _write(tmp_path / "s.pt", "macro ppid() { 3 }\nBEGIN { @x = ppid; }\n")
+    comp, text = _compile(main, fake_kernel, until="macros")
+    assert text == "" and _value(comp) == ast.Integer(3)
