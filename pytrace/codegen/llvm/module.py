@@ -211,6 +211,7 @@ def generate(comp: Compilation, layout: Layout, specs: list[ProgramSpec], map_fd
         lw = Lowerer(g, spec.ctx, layout, comp.registry, probe_index, constants, comp.env, options, events)
         lw.binaries = tuple(dict.fromkeys(a.detail["path"] for a in spec.attaches if a.detail.get("path")))
         probe = spec.probe.probe
+        lw.size_variables(probe)
         if probe.predicate is not None:
             with debuginfo.at(g, probe.predicate.span):
                 cond = lw.predicate(probe.predicate)
