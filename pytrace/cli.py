@@ -278,6 +278,7 @@ def _run(opts: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return _list_tools(stdout)
     if opts.program is None and opts.args[:1] == ["tool"]:
         opts.args = _tool_args(opts.args[1:])
+        opts.is_tool = True
     if opts.program is None and (opts.args[:1] == ["repl"] or (not opts.args and _interactive())):
         # No script on a terminal (or 'pytrace repl'): the interactive REPL.
         from .repl.app import run_repl
@@ -333,7 +334,7 @@ def _compile_and_run(opts: argparse.Namespace, source: SourceFile, params: list[
         preflight()
     from .semantic.pipeline import CompileOptions, run
     options = CompileOptions(kernel=_kernel(opts), unsafe=opts.unsafe, params=params, pid=opts.pid,
-                             has_cpid=opts.command is not None)
+                             has_cpid=opts.command is not None, optional_params=getattr(opts, "is_tool", False))
     try:
         comp = run(source, options, diags)
     except EnvironmentProblem as exc:

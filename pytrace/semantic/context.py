@@ -26,6 +26,9 @@ class CheckOptions:
     strlen: int = 64                # BPFTRACE_STRLEN / config max_strlen
     params: list[str] = field(default_factory=list)
     stack_mode: str = "bpftrace"    # config stack_mode: the default for kstack/ustack
+    # A stdlib tool's positional parameters are optional by design (its
+    # usage header says so): an unset one reads as 0 without a warning.
+    optional_params: bool = False
 
 
 class TypeEnv:
@@ -123,7 +126,8 @@ class TypeEnv:
             return T.I64
         if index > len(params):
             # bpftrace treats an unset parameter as 0 (or "" inside str()).
-            checker.warning(f"positional parameter ${index} is not set; it reads as 0", span)
+            if not self.options.optional_params:
+                checker.warning(f"positional parameter ${index} is not set; it reads as 0", span)
             return T.I64
         value = params[index - 1]
         try:

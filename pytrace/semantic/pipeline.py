@@ -38,6 +38,7 @@ class CompileOptions:
     params: list[str] = field(default_factory=list)
     pid: int | None = None
     has_cpid: bool = False
+    optional_params: bool = False  # a stdlib tool: unset $N read as 0 silently (context.CheckOptions)
     include_dirs: list[str] = field(default_factory=lambda: list(DEFAULT_INCLUDE_DIRS))
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # Where derived data (preprocessed headers) is kept between runs; None: nowhere.
@@ -190,7 +191,8 @@ def typecheck_pass(c: Compilation) -> None:
     assert c.program is not None
     opts = CheckOptions(unsafe=c.options.unsafe, has_cpid=c.options.has_cpid,
                         strlen=int(c.config.get("max_strlen", 64)), params=c.options.params,
-                        stack_mode=str(c.config.get("stack_mode", "bpftrace")))
+                        stack_mode=str(c.config.get("stack_mode", "bpftrace")),
+                        optional_params=c.options.optional_params)
     env = TypeEnv(c.options.kernel, opts, c.structs, c.enum_values, c.typedefs, c.macros)
     c.env = env
     checker = Checker(c.registry, env, opts, c.diags)
