@@ -163,12 +163,14 @@ class ProbeContext:
                 if name != "ret":
                     raise CodegenError(f"sys_exit tracepoints have only 'ret', not '{name}'")
                 return Val(ty, reg=g.load_int(g.ctx, 8))
+            if name == "__syscall_nr":
+                # raw_syscalls:sys_enter(regs, id): the number is the raw
+                # tracepoint's second argument (slots hold only the arguments).
+                return Val(ty, reg=_narrow(g, g.load_int(g.ctx, 8), ty))
             slots = self.arg_slots or {}
             if name not in slots:
                 raise CodegenError(f"syscall field '{name}' not found")
             value = self.reg(g, SYSCALL_ARGS[slots[name]])
-            if name == "__syscall_nr":
-                value = g.load_int(g.ctx, 8)
             return Val(ty, reg=_narrow(g, value, ty))
         if self.kind in ("rawtp", "btf"):
             # One u64 slot per argument (raw tracepoints, fentry/fexit), typed
