@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from pytrace.codegen.llvm.module import SYSCALL_ALIASES, syscall_numbers
+from pytrace.codegen.llvm.module import syscall_numbers
+from pytrace.sysinfo import TRACEPOINT_ALIASES as SYSCALL_ALIASES
 from tests.kernel.test_teardown import run_pytrace
 
 pytestmark = pytest.mark.kernel

@@ -32,17 +32,6 @@ from .lower import Lowerer
 # with a filter is used instead of one perf event per tracepoint.
 SYSCALL_GROUP_MIN = 4
 SYSCALL_TABLE_SIZE = 1024
-UNISTD = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"
-# Syscall tracepoints named differently from their __NR_ constant.
-SYSCALL_ALIASES = {"newstat": "stat", "newfstat": "fstat", "newlstat": "lstat", "newuname": "uname",
-                   "sendfile64": "sendfile", "umount": "umount2"}
-# x86_64 syscalls newer than the installed uapi header may be (the numbers are
-# ABI, fixed forever: arch/x86/entry/syscalls/syscall_64.tbl).
-LATE_SYSCALLS = {"uretprobe": 335, "uprobe": 336, "cachestat": 451, "fchmodat2": 452, "map_shadow_stack": 453,
-                 "futex_wake": 454, "futex_wait": 455, "futex_requeue": 456, "statmount": 457, "listmount": 458,
-                 "lsm_get_self_attr": 459, "lsm_set_self_attr": 460, "lsm_list_modules": 461, "mseal": 462,
-                 "setxattrat": 463, "getxattrat": 464, "listxattrat": 465, "removexattrat": 466,
-                 "open_tree_attr": 467, "file_getattr": 468, "file_setattr": 469}
 
 
 @dataclass
@@ -74,21 +63,15 @@ class Generated:
 
 @lru_cache(maxsize=1)
 def syscall_numbers() -> dict[str, int]:
-    """x86_64 syscall numbers by name, from the installed uapi header."""
-    out: dict[str, int] = dict(LATE_SYSCALLS)
-    try:
-        with open(UNISTD) as f:
-            for m in re.finditer(r"#define __NR_(\w+) (\d+)", f.read()):
-                out[m.group(1)] = int(m.group(2))
-    except OSError:
-        pass
-    return out
+    """x86_64 syscall numbers by name (pytrace/sysinfo.py says where they come from)."""
+    from ...sysinfo import syscall_names
+    return {name: nr for nr, name in syscall_names().items()}
 
 
 def syscall_nr(event: str) -> int | None:
-    name = event.split("_", 2)[2] if event.startswith(("sys_enter_", "sys_exit_")) else event
-    nums = syscall_numbers()
-    return nums.get(SYSCALL_ALIASES.get(name, name))
+    """The number of the syscall a ``sys_enter_X``/``sys_exit_X`` tracepoint traces."""
+    from ...sysinfo import tracepoint_syscall
+    return syscall_numbers().get(tracepoint_syscall(event))
 
 
 def build_layout(comp: Compilation) -> Layout:
