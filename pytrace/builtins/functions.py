@@ -115,7 +115,17 @@ def _join(e: ast.Expr, ck: "Checker") -> T.Type:
 
 def _str(e: ast.Expr, ck: "Checker") -> T.Type:
     assert isinstance(e, ast.Call)
-    t = ck.expr(e.args[0])
+    arg = e.args[0]
+    if isinstance(arg, ast.Positional) and arg.index >= 1:
+        # bpftrace: str($N) is the parameter's own text, digits included
+        # (str($1) of "12" is "12", not a read at address 12), "" when unset.
+        # Typed as a string, the lowerer emits it as a literal.
+        params = ck.options.params
+        text = params[arg.index - 1] if arg.index <= len(params) else ""
+        t: T.Type = T.StringType(len(text.encode()) + 1)
+        arg.ty = t
+    else:
+        t = ck.expr(arg)
     size = ck.options.strlen
     if not (t.is_integer() or isinstance(t, (T.PointerType, T.StringType, T.ArrayType))):
         ck.error(f"str() needs a pointer or an integer address, not {t}", e.args[0].span)
