@@ -56,6 +56,7 @@ class Tracer:
         self.warnings = diags.render() if len(diags) else ""
         self._session: Any = None
         self._stop_requested = False
+        self._lost_at_end = 0  # lost_events() once run() has returned
 
     def run(self) -> int:
         """Load, attach and run until the script ends; returns its exit code.
@@ -75,7 +76,11 @@ class Tracer:
                     raise ScriptError(diags.render())
                 if self._stop_requested:
                     return 0
-                return session.run()
+                try:
+                    return session.run()
+                finally:
+                    # Read while the maps are still open: the final count.
+                    self._lost_at_end = session.lost_events()
         finally:
             self._session = None
             if child is not None:
@@ -88,5 +93,6 @@ class Tracer:
             self._session.request_stop()
 
     def lost_events(self) -> int:
-        """Events the kernel could not hand over so far (a full ring buffer)."""
-        return self._session.lost_events() if self._session is not None else 0
+        """Events the kernel could not hand over so far (a full ring buffer);
+        after ``run()`` has returned, the run's final count."""
+        return self._session.lost_events() if self._session is not None else self._lost_at_end

@@ -423,6 +423,10 @@ class Lowerer(MemoryAccess):
     def arith(self, op: str, a: ir.Value, b: ir.Value, lt: T.Type, rt: T.Type, span: object) -> ir.Value:
         g = self.g
         signed = bool(getattr(lt, "signed", False)) and bool(getattr(rt, "signed", False))
+        if op in ("+", "-") and isinstance(lt, T.PointerType) and not isinstance(rt, T.PointerType):
+            b = g.b.mul(b, g.const(pointee_size(lt)))
+        elif op == "+" and isinstance(rt, T.PointerType) and not isinstance(lt, T.PointerType):
+            a = g.b.mul(a, g.const(pointee_size(rt)))
         if op == "+":
             return g.b.add(a, b)
         if op == "-":
@@ -517,6 +521,8 @@ class Lowerer(MemoryAccess):
             return mapops.incdec(self, e, delta)
         assert isinstance(e.target, ast.Variable)
         slot = self._var_slot(e.target.name, e.target.ty or T.I64)
+        if isinstance(e.target.ty, T.PointerType):
+            delta *= pointee_size(e.target.ty)
         old = g.b.load(slot[0])
         new = g.b.add(old, g.const(delta))
         g.b.store(new, slot[0])
@@ -560,3 +566,9 @@ class Lowerer(MemoryAccess):
 
 def as_i8p(g: ProgramGen, v: ir.Value) -> ir.Value:
     return g.b.bitcast(v, I8P)
+
+
+def pointee_size(t: T.PointerType) -> int:
+    """How far ``p + 1`` moves a pointer: bpftrace (0.17) scales pointer
+    arithmetic by the pointee's size, as C does (``void *``: one byte)."""
+    return max(t.pointee.size, 1)
