@@ -50,6 +50,9 @@ class ResolveEnv:
     # Attach points (by id) whose positional parameters could not be
     # substituted; they were reported and are not resolved further.
     failed: set[int] = field(default_factory=set)
+    # config max_strlen / BPFTRACE_STRLEN: how much of a tracepoint's
+    # __data_loc string field args.X reads.
+    strlen: int = 64
 
 
 @dataclass

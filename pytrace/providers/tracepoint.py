@@ -85,6 +85,6 @@ class TracepointProvider(Provider):
             fmt = kernel.tracepoint_format(c, e)
             if fmt is None:
                 continue
-            out.append(ResolvedAttach(self.name, f"tracepoint:{c}:{e}", ap.span, args=fmt.args_struct(),
+            out.append(ResolvedAttach(self.name, f"tracepoint:{c}:{e}", ap.span, args=fmt.args_struct(env.strlen),
                                       detail={"category": c, "event": e, "format": fmt}))
         return out

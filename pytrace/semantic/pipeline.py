@@ -155,7 +155,8 @@ def probes_pass(c: Compilation) -> None:
     if kernel is None:
         raise RuntimeError("probe resolution needs a KernelInfo")
     providers = c.providers
-    env = ResolveEnv(kernel, c.diags, c.options.params, c.options.pid, c.options.unsafe)
+    env = ResolveEnv(kernel, c.diags, c.options.params, c.options.pid, c.options.unsafe,
+                     strlen=int(c.config.get("max_strlen", 64)))
     total = 0
     for probe in c.program.probes:
         attaches: list[ResolvedAttach] = []

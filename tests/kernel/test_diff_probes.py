@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -60,6 +61,23 @@ def test_sched_tracepoint_fields() -> None:
         for _ in range(2):
             subprocess.run(["/bin/true"])
     compare(script, work, params=[PID], expect=["@forks: 2", "@exec[/bin/true]: 2", "@exit[true]: 2"])
+
+
+def test_data_loc_string_follows_max_strlen(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A __data_loc string field (sched_process_exec's filename) reads as
+    many bytes as config max_strlen allows, not a fixed 64 (pytrace only:
+    bpftrace 0.17 has no config block, and the harness pins BPFTRACE_STRLEN)."""
+    long_dir = tmp_path / ("d" * 100)
+    long_dir.mkdir()
+    prog = long_dir / "true"
+    prog.write_bytes(open("/bin/true", "rb").read())
+    prog.chmod(0o755)
+    script = ('config = { max_strlen = 200 } tracepoint:sched:sched_process_exec /pid == cpid/ '
+              '{ printf("%s\\n", args->filename); }')
+    r = subprocess.run([sys.executable, "-m", "pytrace", "-q", "-c", str(prog), "-e", script],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(prog) and len(str(prog)) > 64
 
 
 def test_syscall_fields_and_exit_tracepoints() -> None:
