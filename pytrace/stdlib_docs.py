@@ -94,6 +94,7 @@ def markdown(docs: list[SnippetDoc]) -> str:
            "`PYTRACE_PATH`, then here; a macro the script defines itself replaces the stdlib's.  Files",
            "writable by other users are refused (pytrace runs as root).  The macros of `base` need no",
            "import (as in bpftrace, where they are builtins): a script that uses one gets it.",
+           "`bswap()`, which bpftrace's stdlib also offers, is a builtin function here (docs/builtins.md).",
            "`docs/language.md` describes macros and imports; `docs/tools.md` the tools in stdlib/tools.", ""]
     for s in docs:
         out += [f"## {s.name}", ""]
