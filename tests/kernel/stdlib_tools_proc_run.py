@@ -23,7 +23,11 @@ from .difflib_pt import _ready, pick, pinned, ready
 from .harness import READY, Result
 
 
-def _tool_cmd(tracer: str, name: str, params: list[str]) -> list[str]:
+def _tool_cmd(tracer: str, name: str, params: list[str], form: str = "stdlib") -> list[str]:
+    """``form``: what pytrace runs, the stdlib tool ("stdlib") or Debian's
+    own bpftrace file ("debian", as bpftrace does)."""
+    if tracer == "pytrace" and form == "debian":
+        return [sys.executable, "-m", "pytrace", f"/usr/sbin/{name}.bt"]
     if tracer == "pytrace":
         return [sys.executable, "-m", "pytrace", "tool", name, *params]
     return ["bpftrace", f"/usr/sbin/{name}.bt"]
@@ -46,13 +50,14 @@ class _Drain(threading.Thread):
 
 def run_tools(name: str, workload: Callable[[], None] | None, *, params: list[str] | None = None,
               tracers: tuple[str, ...] = ("bpftrace", "pytrace"), settle: float = 0.3,
-              timeout: float = 30) -> dict[str, Result]:
+              timeout: float = 30, form: str = "stdlib") -> dict[str, Result]:
     """Start the tool under each tracer (pytrace: the stdlib tool, with
-    ``params``; bpftrace: Debian's /usr/sbin/NAME.bt), wait until all have
+    ``params``, or with ``form="debian"`` Debian's file; bpftrace: Debian's
+    /usr/sbin/NAME.bt), wait until all have
     attached, run ``workload`` once, SIGINT them and collect their output."""
     env = dict(os.environ, __BPFTRACE_NOTIFY_PROBES_ATTACHED=READY)
     env.pop("BPFTRACE_STRLEN", None)
-    procs = {t: subprocess.Popen(_tool_cmd(t, name, list(params or [])), stdout=subprocess.PIPE,
+    procs = {t: subprocess.Popen(_tool_cmd(t, name, list(params or []), form), stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, env=env) for t in tracers}
     drains = {t: (_Drain(p.stdout.fileno()), _Drain(p.stderr.fileno()))  # type: ignore[union-attr]
               for t, p in procs.items()}

@@ -53,6 +53,14 @@ def waiters() -> Iterator[Callable[[str], Waiter]]:
         w.close()
 
 
+@pytest.fixture(params=["stdlib", "debian"])
+def form(request: pytest.FixtureRequest) -> str:
+    """What pytrace runs next to bpftrace's Debian tool: the stdlib's port
+    ("pytrace tool NAME") or Debian's file itself ("pytrace NAME.bt"); the
+    tools this applies to keep Debian's output, so both must match bpftrace."""
+    return str(request.param)
+
+
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     """A directory with a short name: the tools print paths with str(), cut
@@ -73,7 +81,7 @@ def test_every_tool_is_listed() -> None:
 
 
 @needs_bpftrace
-def test_execsnoop() -> None:
+def test_execsnoop(form: str) -> None:
     """Three execs, then one with 21 arguments: join() prints the first 16."""
     tag = f"ptexec{os.getpid()}"
     many = ["/bin/true", tag] + [f"a{i}" for i in range(19)]
@@ -86,7 +94,7 @@ def test_execsnoop() -> None:
             p = subprocess.Popen(argv, preexec_fn=pinned())
             p.wait()
             pids.append(p.pid)
-    bt, pt = both("execsnoop", work, want=tag)
+    bt, pt = both("execsnoop", work, want=tag, form=form)
     keep = lambda ln: tag in ln  # noqa: E731
     for body in (bt, pt):  # milliseconds since the tracer started: within the run
         ms = [int(ln.split()[0]) for ln in pick(body, 1, keep)[1:] if ln]
@@ -119,7 +127,7 @@ def test_execsnoop_pid(waiters: Callable[[str], Waiter]) -> None:
 
 
 @needs_bpftrace
-def test_opensnoop(short_tmp: Path) -> None:
+def test_opensnoop(short_tmp: Path, form: str) -> None:
     """open(2)s that fail (ENOENT: 2) and succeed (an fd), and one of a path
     longer than str() keeps."""
     there = short_tmp / f"ptopen{os.getpid()}"
@@ -132,7 +140,7 @@ def test_opensnoop(short_tmp: Path) -> None:
         open_n(str(there), 2)
         open_n(str(deep), 1)
     child = Forked(work)
-    bt, pt = both("opensnoop", child, want=str(there))
+    bt, pt = both("opensnoop", child, want=str(there), form=form)
     keep = lambda ln: str(short_tmp) in ln  # noqa: E731
     got = same(picked(bt, 2, keep), picked(pt, 2, keep), pids=[child.pid], sort_ties=False)
     assert got[:2] == ["Tracing open syscalls... Hit Ctrl-C to end.", "PID    COMM               FD ERR PATH"]
@@ -162,7 +170,7 @@ def test_opensnoop_pid(short_tmp: Path, waiters: Callable[[str], Waiter]) -> Non
 
 
 @needs_bpftrace
-def test_statsnoop(short_tmp: Path) -> None:
+def test_statsnoop(short_tmp: Path, form: str) -> None:
     """stat, lstat, statfs and statx, made directly (glibc's stat() is
     newfstatat)."""
     there = str(short_tmp).encode()
@@ -176,7 +184,7 @@ def test_statsnoop(short_tmp: Path) -> None:
             _libc.syscall(137, path, buf)  # statfs
             _libc.syscall(332, -100, path, 0, 0xFFF, buf)  # statx(AT_FDCWD, ...)
     child = Forked(work)
-    bt, pt = both("statsnoop", child, want=str(short_tmp))
+    bt, pt = both("statsnoop", child, want=str(short_tmp), form=form)
     keep = lambda ln: str(short_tmp) in ln  # noqa: E731
     got = same(picked(bt, 2, keep), picked(pt, 2, keep), pids=[child.pid], sort_ties=False)
     assert got[:2] == ["Tracing stat syscalls... Hit Ctrl-C to end.", "PID    COMM             ERR PATH"]
@@ -265,7 +273,7 @@ def test_syscount_pid(tmp_path: Path) -> None:
 
 
 @needs_bpftrace
-def test_killsnoop() -> None:
+def test_killsnoop(form: str) -> None:
     """kill() of a live child with signal 0 and SIGCONT, of its process
     group, of a pid that does not exist (ESRCH: -3), then SIGKILL."""
     bogus = next(p for p in range(4_000_000, 3_000_000, -1) if not os.path.exists(f"/proc/{p}"))
@@ -282,7 +290,7 @@ def test_killsnoop() -> None:
         p.kill()
         p.wait()
     child = Forked(work)
-    bt, pt = both("killsnoop", child, want=f" {bogus} ")
+    bt, pt = both("killsnoop", child, want=f" {bogus} ", form=form)
     keep = lambda ln: column(ln, 1) == str(child.pid)  # noqa: E731
     got = same(picked(bt, 2, keep), picked(pt, 2, keep), pids=[child.pid, bogus], times=True, sort_ties=False)
     assert got[1] == "TIME      PID    COMM             SIG  TPID   RESULT"
@@ -308,7 +316,7 @@ def test_killsnoop_pid(waiters: Callable[[str], Waiter]) -> None:
 
 
 @needs_bpftrace
-def test_setuids() -> None:
+def test_setuids(form: str) -> None:
     """setuid, setresuid and setfsuid to this (root) process's own ids, with
     -1 ("unchanged") and 0xfffffffe, and a setuid(-1) the kernel refuses
     (EINVAL: -22)."""
@@ -321,7 +329,7 @@ def test_setuids() -> None:
         _libc.syscall(122, ctypes.c_long(-1))  # setfsuid
         _libc.syscall(117, ctypes.c_long(-1), ctypes.c_long(0), ctypes.c_long(0xFFFFFFFE))  # setresuid
     child = Forked(work)
-    bt, pt = both("setuids", child, want="setresuid ruid=-1 euid=0 suid=-2")
+    bt, pt = both("setuids", child, want="setresuid ruid=-1 euid=0 suid=-2", form=form)
     keep = lambda ln: column(ln, 1) == str(child.pid)  # noqa: E731
     got = same(picked(bt, 2, keep), picked(pt, 2, keep), pids=[child.pid], times=True, sort_ties=False)
     assert got[1] == "TIME     PID    COMM             UID    SYSCALL   ARGS (RET)"
@@ -412,7 +420,7 @@ def test_threadsnoop(tmp_path: Path) -> None:
 
 
 @needs_bpftrace
-def test_pidpersec() -> None:
+def test_pidpersec(form: str) -> None:
     """30 forks, then more than a second so that both tracers' interval fire
     after them: the counts are compared by their total (the ticks of each
     tracer fall at its own moments), the lines by their shape."""
@@ -420,7 +428,7 @@ def test_pidpersec() -> None:
         for _ in range(30):
             subprocess.run(["/bin/true"], check=True)
         time.sleep(1.3)
-    bt, pt = both("pidpersec", work, settle=0.05)
+    bt, pt = both("pidpersec", work, settle=0.05, form=form)
     tick = re.compile(r"^\d\d:\d\d:\d\d PIDs/sec: @: (\d+)$")
 
     def shape(body: str) -> tuple[list[str], int]:
@@ -441,7 +449,7 @@ def test_pidpersec() -> None:
 
 
 @needs_bpftrace
-def test_naptime() -> None:
+def test_naptime(form: str) -> None:
     """nanosleep(2) itself (glibc's nanosleep() is clock_nanosleep): a zero
     request is skipped; seconds.milliseconds; the parent is this process."""
     class Timespec(ctypes.Structure):
@@ -452,7 +460,7 @@ def test_naptime() -> None:
             ts = Timespec(0, ns)
             _libc.syscall(35, ctypes.byref(ts), None)
     child = Forked(work)
-    bt, pt = both("naptime", child, want=" 0.012")
+    bt, pt = both("naptime", child, want=" 0.012", form=form)
     keep = lambda ln: column(ln, 3) == str(child.pid)  # noqa: E731
     got = same(picked(bt, 2, keep), picked(pt, 2, keep), times=True, sort_ties=False)
     assert got[1] == "TIME     PPID   PCOMM            PID    COMM             SECONDS"
@@ -462,7 +470,7 @@ def test_naptime() -> None:
 
 
 @needs_bpftrace
-def test_syncsnoop(tmp_path: Path) -> None:
+def test_syncsnoop(tmp_path: Path, form: str) -> None:
     """One of each sync syscall the tool traces, in order."""
     import mmap
     path = tmp_path / "ptsync"
@@ -479,7 +487,7 @@ def test_syncsnoop(tmp_path: Path) -> None:
         os.sync()
         os.close(fd)
     child = Forked(work)
-    bt, pt = both("syncsnoop", child, want="sys_enter_msync")
+    bt, pt = both("syncsnoop", child, want="sys_enter_msync", form=form)
     keep = lambda ln: column(ln, 1) == str(child.pid)  # noqa: E731
     got = same(picked(bt, 2, keep), picked(pt, 2, keep), pids=[child.pid], times=True, sort_ties=False)
     assert got[1] == "TIME      PID    COMM             EVENT"
@@ -492,11 +500,12 @@ def test_syncsnoop(tmp_path: Path) -> None:
 
 
 @needs_bpftrace
-def test_bashreadline() -> None:
+def test_bashreadline(form: str) -> None:
     tag = f"ptrl{os.getpid()}"
     typed = [f"echo {tag}".encode(), f"true {tag}  two words".encode(), f"true {tag} {'w' * 80}".encode(), b"exit"]
     bash: list[int] = []
-    bt, pt = both("bashreadline", lambda: (bash.clear(), bash.append(drive_bash(typed))), want=f"echo {tag}")
+    bt, pt = both("bashreadline", lambda: (bash.clear(), bash.append(drive_bash(typed))), want=f"echo {tag}",
+                  form=form)
     keep = lambda ln: column(ln, 1) == str(bash[0])  # noqa: E731
     got = same(picked(bt, 2, keep), picked(pt, 2, keep), pids=bash, times=True, sort_ties=False)
     assert got[:2] == ["Tracing bash commands... Hit Ctrl-C to end.", "TIME      PID    COMMAND"]
@@ -526,7 +535,7 @@ int main(int argc, char **argv) {
 
 
 @needs_bpftrace
-def test_gethostlatency(tmp_path: Path) -> None:
+def test_gethostlatency(tmp_path: Path, form: str) -> None:
     exe = build_c(tmp_path, GETHOST_C, name="ptgethost")
     pids: list[int] = []
 
@@ -536,7 +545,7 @@ def test_gethostlatency(tmp_path: Path) -> None:
         p = subprocess.Popen([str(exe), "127.0.0.1", "127.0.0.2", "h" * 80], preexec_fn=pinned())
         pids.append(p.pid)
         assert p.wait() == 0
-    bt, pt = both("gethostlatency", work, want="ptgethost")
+    bt, pt = both("gethostlatency", work, want="ptgethost", form=form)
     keep = lambda ln: column(ln, 1) == str(pids[0])  # noqa: E731
     for body in (bt, pt):  # LATms: none of these lookups waits for anything
         assert all(0 <= int(column(ln, 3)) < 5_000 for ln in pick(body, 2, keep)[2:] if ln), body

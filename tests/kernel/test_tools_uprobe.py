@@ -1,8 +1,8 @@
 """Debian's uprobe-based bpftrace tools, under bpftrace 0.17 and pytrace at
-once, around a workload the test controls: an interactive bash driven
-through a pty (bashreadline), a program resolving names (gethostlatency), a
-TLS client and server over a socketpair plus RSA signing (sslsnoop,
-ssllatency; they also start a thread: threadsnoop).
+once, around a workload the test controls: a TLS client and server over a
+socketpair plus RSA signing (sslsnoop, ssllatency; they also start a thread:
+threadsnoop).  bashreadline and gethostlatency run under both tracers in
+tests/kernel/test_stdlib_tools_proc.py, next to the stdlib's ports of them.
 
 The tools see every process of the machine: only the lines of the
 workload's pid are compared, with times, pids/tids and latencies masked.
@@ -10,13 +10,8 @@ workload's pid are compared, with times, pids/tids and latencies masked.
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import select
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -36,125 +31,6 @@ pytestmark = [pytest.mark.kernel, pytest.mark.oracle,
 # rsa_ossl_*/ossl_ecdsa_*/ecdh_* (local symbols: "need debug symbol", the
 # tools say), and glibc 2.34 moved pthread_create from libpthread.so.0 into
 # libc (test_tool_scripts.py ABSENT_FUNCTIONS).
-
-
-# ---------------------------------------------------------------- bashreadline
-
-
-class _Pty:
-    """The master side of a pty: read until a marker, or until the other
-    side has gone (reads fail with EIO then)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.seen = b""
-
-    def _read(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for output; False once the other side is gone."""
-        r, _, _ = select.select([self.fd], [], [], timeout)
-        if not r:
-            return True
-        try:
-            chunk = os.read(self.fd, 4096)
-        except OSError:  # EIO: no process has the terminal open any more
-            return False
-        self.seen += chunk
-        return bool(chunk)
-
-    def until(self, marker: bytes, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while marker not in self.seen and time.monotonic() < deadline and self._read(0.1):
-            pass
-        assert marker in self.seen, f"no {marker!r} in {self.seen!r}"
-        self.seen = self.seen.split(marker, 1)[1]
-
-    def until_closed(self, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while self._read(0.1):
-            assert time.monotonic() < deadline, f"the terminal stayed open: {self.seen!r}"
-
-
-def _drive_bash(lines: list[bytes]) -> int:
-    """Type ``lines`` into an interactive bash on a pty, each after its
-    prompt (the last must end bash); return bash's pid once it has exited."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: bash, pinned like every workload here
-        try:
-            os.sched_setaffinity(0, {0})
-            os.execve("/bin/bash", ["bash", "--norc", "--noprofile", "-i"],
-                      {"PATH": "/usr/bin:/bin", "TERM": "dumb", "PS1": "ptprompt$ "})
-        finally:
-            os._exit(127)
-    term = _Pty(fd)
-    try:
-        for line in lines:
-            term.until(b"ptprompt$ ")
-            os.write(fd, line + b"\n")
-        term.until_closed()
-    except BaseException:
-        os.kill(pid, signal.SIGKILL)
-        raise
-    finally:
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    return pid
-
-
-def test_bashreadline() -> None:
-    tag = f"ptrl{os.getpid()}"
-    typed = [f"echo {tag}".encode(), f"true {tag}  two words".encode(), f"true {tag} {'w' * 80}".encode(), b"exit"]
-    bash: list[int] = []
-    bt, pt = tool_outputs("bashreadline", lambda: bash.append(_drive_bash(typed)))
-    keep = lambda ln: column(ln, 1) == str(bash[0])  # noqa: E731
-    got = same(pick(bt, 2, keep), pick(pt, 2, keep), pids=bash, times=True, sort_ties=False)
-    assert got[:2] == ["Tracing bash commands... Hit Ctrl-C to end.", "TIME      PID    COMMAND"]
-    # str(retval): 63 bytes of a longer line.
-    assert [ln.split(None, 2)[2] for ln in got[2:] if ln] == [t.decode()[:63] for t in typed]
-
-
-# ---------------------------------------------------------------- gethostlatency
-
-GETHOST_C = r"""
-#include <netdb.h>
-#include <string.h>
-#include <sys/socket.h>
-/* Names that resolve without DNS: numeric addresses, and localhost from /etc/hosts. */
-int main(int argc, char **argv) {
-    struct addrinfo hints, *res;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_INET;
-    hints.ai_flags = AI_NUMERICHOST;
-    for (int i = 1; i < argc; i++)
-        if (getaddrinfo(argv[i], NULL, &hints, &res) == 0)
-            freeaddrinfo(res);
-    gethostbyname("localhost");
-    gethostbyname2("localhost", AF_INET);
-    return 0;
-}
-"""
-
-
-def test_gethostlatency(tmp_path: Path) -> None:
-    exe = build_c(tmp_path, GETHOST_C, name="ptgethost")
-    pids: list[int] = []
-
-    def work() -> None:
-        # A name that is not numeric fails at once under AI_NUMERICHOST (no DNS).
-        p = subprocess.Popen([str(exe), "127.0.0.1", "127.0.0.2", "h" * 80], preexec_fn=pinned())
-        pids.append(p.pid)
-        assert p.wait() == 0
-    bt, pt = tool_outputs("gethostlatency", work)
-    keep = lambda ln: column(ln, 1) == str(pids[0])  # noqa: E731
-    for body in (bt, pt):  # LATms: none of these lookups waits for anything
-        assert all(0 <= int(column(ln, 3)) < 5_000 for ln in pick(body, 2, keep)[2:] if ln), body
-    # LATms: each tracer times the call with its own probes.
-    got = same(pick(bt, 2, keep), pick(pt, 2, keep), pids=pids, times=True, sort_ties=False,
-               masks=[(r"(?m)^(HH:MM:SS  PID +ptgethost +) +\d+ ", r"\1LAT ")])
-    assert got[1] == "TIME      PID    COMM              LATms HOST"
-    assert [ln.split()[1:] for ln in got[2:] if ln] == [["PID", "ptgethost", "LAT", h] for h in
-                                                        ("127.0.0.1", "127.0.0.2", "h" * 63, "localhost",
-                                                         "localhost")]
 
 
 # ---------------------------------------------------------------- TLS
