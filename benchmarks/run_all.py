@@ -37,6 +37,7 @@ BENCHMARKS = [
     ("listing", [], ["--runs", "2"], "Probe listing"),
     ("repl_startup", [], ["--runs", "3"], "REPL start-up"),
     ("frontend", [], [], "Front end (parse + check)"),
+    ("tools", [], ["--runs", "2"], "Stdlib tools"),
 ]
 
 

@@ -69,12 +69,17 @@ def _macro_doc(name: str, params: str, lines: list[str]) -> MacroDoc:
     if lines:
         head, _, summary = lines[0].partition(": ")
         doc.summary = summary if summary else head
+    in_returns = False
     for line in lines[1:]:
         if line.startswith("Returns:"):
-            doc.returns = line[len("Returns:"):].strip()
+            doc.returns, in_returns = line[len("Returns:"):].strip(), True
         elif line.startswith("Example:"):
             doc.examples.append(line[len("Example:"):].strip())
+            in_returns = False
+        elif in_returns and line:
+            doc.returns += " " + line  # a Returns: paragraph goes on to the next blank line
         else:
+            in_returns = False
             doc.text.append(line)
     return doc
 
