@@ -3,7 +3,10 @@
 Syntax: ``kprobe:func``, ``kprobe:func+offset``, ``kprobe:module:func``,
 ``kprobe:0xaddr``; ``kretprobe:func``.  Whether the kernel offers kprobes is
 decided at attach time (this project's reference VM has none), so resolution
-only checks the syntax.
+checks the syntax and, where the kernel has kprobes, expands wildcards
+(``kprobe:vfs_rea*``, ``kprobe:overlay:ovl_*``) against the functions it can
+probe: one attach point per function, as bpftrace 0.17 does without
+kprobe_multi.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import re
 
 from ..frontend.ast import AttachPoint
+from ..kernel.info import has_wildcard
 from ..semantic.types import U64
 from typing import Callable
 
@@ -46,7 +50,11 @@ class KprobeProvider(Provider):
                                      f"(CONFIG_KPROBES is off), so trace {instead}")
         from ..bpf.attach import attach_kprobe
         from ..bpf.syscalls import BpfError
-        func = str(d["func"]) if d.get("address") is None else None
+        func = None
+        if d.get("address") is None:
+            # "module:function" is resolved by the kernel itself
+            # (module_kallsyms_lookup_name splits at the colon).
+            func = f"{d['module']}:{d['func']}" if d.get("module") else str(d["func"])
         try:
             return [attach_kprobe(prog_fd, func, int(d.get("offset") or 0), retprobe=self.is_return,
                                   address=d.get("address"))]
@@ -62,13 +70,19 @@ class KprobeProvider(Provider):
             lister.warn(f"this kernel has no kprobes (CONFIG_KPROBES is off), so there are no {self.name}s to "
                         "list: try 'tracepoint:*' or 'rawtracepoint:*'")
             return []
+        from ..errors import EnvironmentProblem
         from ..kernel import tracefs
+        from ..kernel.info import read_kernel_functions
         try:
-            with open(os.path.join(tracefs.tracefs_root(), "available_filter_functions"), errors="replace") as fh:
-                names = {line.split()[0] for line in fh if line.strip()}
-        except OSError as exc:
-            lister.warn(f"cannot list {self.name}s: available_filter_functions: {exc.strerror or exc}")
+            funcs = read_kernel_functions(tracefs.tracefs_root())
+        except EnvironmentProblem as exc:  # no tracefs
+            lister.warn(f"cannot list {self.name}s: {exc}")
             return []
+        if not funcs:
+            lister.warn(f"cannot list {self.name}s: available_filter_functions is missing or empty")
+            return []
+        # The same functions a wildcard expands to (resolve_parts).
+        names = {f for f, _mod in funcs}
         return [f"{self.name}:{n}" for n in sorted(names)]
 
     def resolve_parts(self, ap: AttachPoint, parts: list[str], env: ResolveEnv) -> list[ResolvedAttach]:
@@ -90,10 +104,45 @@ class KprobeProvider(Provider):
         address = parse_int(func) if func[:1].isdigit() else None
         if address is None and not _FUNC.match(func):
             return self.error_form(ap, env, f"invalid function name '{func}'", part_span(ap, last))
-        target = f"{self.name}:" + (f"{module}:" if module else "") + func + (f"+{offset}" if offset else "")
-        return [ResolvedAttach(self.name, target, ap.span, nargs=0 if self.is_return else 6,
-                               retval=U64 if self.is_return else None, has_func=True,
-                               detail={"module": module, "func": func, "offset": offset, "address": address})]
+        funcs: list[str] | list[tuple[str, str | None]] = [func]
+        if address is None and (has_wildcard(func) or (module and has_wildcard(module))):
+            matched = self._expand(func, module, env)
+            if matched is not None:
+                if not matched:
+                    # A warning, as bpftrace 0.17 skips such a probe: dcsnoop
+                    # asks for lookup_fast.constprop.*, which 6.1 lacks.
+                    env.diags.warning(f"no kernel functions match '{':'.join(parts[1:])}': this probe is skipped",
+                                      ap.span, hints=["list what can be probed with: pytrace -l 'kprobe:*'"])
+                    return []
+                if offset:
+                    return self.error_form(ap, env, "an offset needs a single function, not a wildcard",
+                                           part_span(ap, last))
+                funcs = matched
+        out = []
+        for fm in funcs:
+            f, mod = fm if isinstance(fm, tuple) else (fm, module)
+            target = f"{self.name}:" + (f"{mod}:" if mod else "") + f + (f"+{offset}" if offset else "")
+            out.append(ResolvedAttach(self.name, target, ap.span, nargs=0 if self.is_return else 6,
+                                      retval=U64 if self.is_return else None, has_func=True,
+                                      detail={"module": mod, "func": f, "offset": offset, "address": address}))
+        return out
+
+    @staticmethod
+    def _expand(func: str, module: str | None, env: ResolveEnv) -> list[tuple[str, str | None]] | None:
+        """(function, module) pairs a wildcard matches, as bpftrace expands
+        them (against available_filter_functions); the module is the one
+        written unless it is itself a wildcard.  None where the kernel has no
+        kprobes, so that attaching reports what to trace instead."""
+        funcs = env.kernel.kernel_functions()
+        if funcs is None:
+            return None
+        import fnmatch
+        if module is None:
+            return sorted({(f, None) for f, _mod in funcs if fnmatch.fnmatchcase(f, func)},
+                          key=lambda fm: fm[0])
+        return sorted({(f, module if not has_wildcard(module) else mod) for f, mod in funcs
+                       if mod is not None and fnmatch.fnmatchcase(f, func) and fnmatch.fnmatchcase(mod, module)},
+                      key=lambda fm: (fm[0], fm[1] or ""))
 
 
 class KretprobeProvider(KprobeProvider):
