@@ -263,6 +263,35 @@ def fentry_works() -> tuple[bool, str]:
     return try_load(ProgType.TRACING, expected_attach_type=AttachType.TRACE_FENTRY, attach_btf_id=tid)
 
 
+def comm_is_padded() -> bool:
+    """Whether bpf_get_current_comm fills all 16 bytes (NUL-padded), found by
+    running it: a raw tracepoint program fills a buffer with 0xff, calls the
+    helper and returns the last byte (BPF_PROG_TEST_RUN, 5.10).  Linux 6.1
+    copies with strscpy (no padding; code that keys maps on comm must zero
+    the buffer first); later kernels pad.  When the probe cannot run (no
+    root, no test run) the answer is True: nothing is loaded then anyway."""
+    from ..bpf import insn as I
+    from ..bpf.program import test_run
+    from ..bpf.syscalls import BpfError, ProgType, close_fd
+    comm = (_read("/proc/self/comm") or "").strip()
+    if len(comm) >= 15:          # nothing after the NUL to look at
+        return False
+    code = (I.mov64_imm(I.R1, -1) + I.stx(8, I.R10, -16, I.R1) + I.stx(8, I.R10, -8, I.R1)
+            + I.mov64_reg(I.R1, I.R10) + I.alu64_imm(I.ADD, I.R1, -16) + I.mov64_imm(I.R2, 16)
+            + I.call(16) + I.ldx(1, I.R0, I.R10, -1) + I.exit_insn())
+    from ..bpf.program import VerifierError, load_program
+    try:
+        fd = load_program(ProgType.RAW_TRACEPOINT, code, name="pt_probe")
+    except (VerifierError, BpfError, OSError):
+        return True
+    try:
+        return test_run(fd, b"\0" * 8) == 0
+    except (BpfError, OSError):
+        return True
+    finally:
+        close_fd(fd)
+
+
 def _capabilities() -> str:
     try:
         with open("/proc/self/status", encoding="ascii") as fh:

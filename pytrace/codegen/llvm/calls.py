@@ -19,7 +19,7 @@ from ...kernel.addresses import default_resolve
 from ...semantic import types as T
 from ..layout import LOST_SLOT, SCRATCH_MAP, EventLayout, type_size
 from . import iterprint, strings
-from .irgen import (BPF_F_USER_STACK, H_GET_CURRENT_CGROUP_ID, H_GET_CURRENT_COMM, H_GET_CURRENT_PID_TGID,
+from .irgen import (BPF_F_USER_STACK, H_GET_CURRENT_CGROUP_ID, H_GET_CURRENT_PID_TGID,
                     H_GET_CURRENT_TASK, H_GET_CURRENT_UID_GID, H_GET_NUMA_NODE_ID,
                     H_GET_PRANDOM_U32, H_GET_SMP_PROCESSOR_ID, H_GET_STACK, H_GET_STACKID, H_JIFFIES64, H_KTIME_GET_NS,
                     H_RINGBUF_RESERVE, H_RINGBUF_SUBMIT, H_SEND_SIGNAL, I1, I8P, I32, I64, CodegenError,
@@ -65,8 +65,7 @@ def builtin_variable(lw: "Lowerer", e: ast.Expr) -> Val:
         return Val(t, reg=lw.pctx.usermode(g))
     if name == "comm":
         buf = g.alloca(16)
-        # bpf_get_current_comm writes all 16 bytes (NUL-padded): no zeroing.
-        g.helper(H_GET_CURRENT_COMM, [buf, ir.Constant(I32, 16)])
+        lw.comm_into(buf)
         return Val(T.StringType(16), ptr=buf)
     if name.startswith("arg") and name[3:].isdigit():
         return Val(t, reg=lw.pctx.arg(g, int(name[3:])))

@@ -49,8 +49,23 @@ class Lowerer(MemoryAccess):
         # pinned (iterprint.py); their final call is skipped before all else.
         self.iter_seq_offset = 0
         self.iter_pinned = False
+        self._comm_padded: bool | None = None
         if ctx.kind == "iter":
             iterprint.prologue(self)
+
+    def comm_into(self, ptr: ir.Value) -> None:
+        """bpf_get_current_comm into 16 bytes at ``ptr``, every byte set.
+        Linux 6.1's helper copies with strscpy and does not pad (a map keyed
+        on comm got one entry per event there: stale stack after the NUL);
+        later kernels pad.  Which one this is was found by running the helper
+        (kernel/features.py comm_is_padded); zeroing is added only if needed."""
+        from .irgen import H_GET_CURRENT_COMM, I32
+        if self._comm_padded is None:
+            from ...kernel.features import comm_is_padded
+            self._comm_padded = comm_is_padded()
+        if not self._comm_padded:
+            self.g.memset(ptr, 16)
+        self.g.helper(H_GET_CURRENT_COMM, [ptr, ir.Constant(I32, 16)])
 
     def const_of(self, e: ast.Expr) -> int:
         if isinstance(e, ast.Integer):
@@ -386,11 +401,10 @@ class Lowerer(MemoryAccess):
         and return how many bytes from ``off`` on are now initialised.
         Some expressions are written straight into their destination
         instead of through a stack temporary and a copy: 'comm' (by
-        bpf_get_current_comm, which pads with NULs) and str() (by the read
+        bpf_get_current_comm, see comm_into) and str() (by the read
         helper, after zeroing the destination)."""
         if isinstance(e, ast.Ident) and e.name == "comm" and isinstance(st, T.StringType) and st.length >= 16:
-            from .irgen import H_GET_CURRENT_COMM, I32
-            self.g.helper(H_GET_CURRENT_COMM, [self.g.gep(buf, off), ir.Constant(I32, 16)])
+            self.comm_into(self.g.gep(buf, off))
             return 16
         if isinstance(e, ast.Call) and e.name == "str" and isinstance(st, T.StringType):
             from .strings import str_into
