@@ -123,14 +123,40 @@ class Repl:
         if stripped.startswith("."):
             self.commands(stripped)
             return
+        if self.define(text):
+            self.state.accepted.append(text.rstrip())
+            return
         if self.start(text, "stdin") is not None:
             self.state.accepted.append(text.rstrip())
 
-    def start(self, text: str, name: str) -> object:
-        """Start ``text`` as a probe set, with the .import'ed snippets."""
+    def define(self, text: str) -> bool:
+        """Keep a line that only defines (macros, C types, imports, map
+        declarations) for every next probe set; True when it was one."""
+        from ..diagnostics import Diagnostics
+        from ..frontend.parser import parse
+        from ..source import SourceFile
+        diags = Diagnostics()
+        program = parse(SourceFile("stdin", text), diags)
+        if diags.has_errors() or program.probes or program.config:
+            return False  # a probe set (or an error the compiler reports in full)
+        if not (program.macros or program.imports or program.c_items or program.map_decls):
+            return False
+        self.state.definitions.append(text)
+        what = [f"macro {m.name}" for m in program.macros] + [f'import "{i.path}"' for i in program.imports]
         assert self.jobs is not None
-        prelude = "".join(f'import "{n}";\n' for n in self.state.imports)
-        return self.jobs.start(prelude + text, name)
+        print(f"defined for the next probe sets: {', '.join(what) or 'C definitions'}", file=self.jobs.out)
+        return True
+
+    def start(self, text: str, name: str) -> object:
+        """Start ``text`` as a probe set, with the .import'ed snippets and
+        the definitions typed before it (each a source of its own, so a
+        diagnostic points at the line as it was typed)."""
+        from ..source import SourceFile
+        assert self.jobs is not None
+        preludes = [SourceFile(f"definition {i + 1}", d) for i, d in enumerate(self.state.definitions)]
+        if self.state.imports:
+            preludes.insert(0, SourceFile(".import", "".join(f'import "{n}";\n' for n in self.state.imports)))
+        return self.jobs.start(text, name, preludes)
 
     # ------------------------------------------------------------------ prompt-toolkit
     def _prompt_session(self) -> Any:

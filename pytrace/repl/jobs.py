@@ -68,7 +68,7 @@ class Jobs:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ starting
-    def start(self, text: str, name: str = "stdin") -> Job | None:
+    def start(self, text: str, name: str = "stdin", preludes: list[SourceFile] | None = None) -> Job | None:
         """Compile, load and start ``text``; None (after saying why) when it
         cannot run."""
         from ..kernel.info import LiveKernel
@@ -76,7 +76,8 @@ class Jobs:
         from ..semantic.pipeline import CompileOptions, run
         diags = Diagnostics()
         try:
-            comp = run(SourceFile(name, text), CompileOptions(kernel=LiveKernel(), unsafe=self.state.unsafe), diags)
+            comp = run(SourceFile(name, text), CompileOptions(kernel=LiveKernel(), unsafe=self.state.unsafe,
+                                                             preludes=list(preludes or [])), diags)
         except EnvironmentProblem as exc:
             self._problem(exc)
             return None

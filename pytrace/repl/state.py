@@ -34,6 +34,9 @@ class ReplState:
     unsafe: bool = False
     # Stdlib snippets .import added: each next probe set imports them.
     imports: list[str] = field(default_factory=list)
+    # Lines that only define (macros, C types, imports): every next probe
+    # set sees them, as if typed before it.
+    definitions: list[str] = field(default_factory=list)
 
     def remember_names(self, maps: set[str], variables: set[str]) -> None:
         self.map_names |= maps

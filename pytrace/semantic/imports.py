@@ -167,6 +167,23 @@ def resolve(program: ast.Program, source: SourceFile, environ: Mapping[str, str]
         importer.run(program, source)
 
 
+def merge_preludes(program: ast.Program, preludes: list[SourceFile], environ: Mapping[str, str],
+                   diags: Diagnostics) -> None:
+    """Put the definitions of ``preludes`` (sources of their own, e.g. the
+    REPL's earlier macro lines) before ``program``'s; the program's own
+    macros replace theirs of the same name, as with imports."""
+    from ..frontend.parser import parse
+    importer = Importer(environ, diags)
+    own = {m.name for m in program.macros}
+    for source in reversed(preludes):
+        sub = parse(source, diags)
+        importer._merge_imports(sub, source, [])  # noqa: SLF001 - same resolution as the script's imports
+        program.c_items[:0] = sub.c_items
+        program.map_decls[:0] = sub.map_decls
+        program.macros[:0] = [m for m in sub.macros if m.name not in own]
+        own |= {m.name for m in sub.macros}
+
+
 _MACRO_NAME = re.compile(r"^macro\s+([A-Za-z_][A-Za-z0-9_]*)", re.M)
 
 

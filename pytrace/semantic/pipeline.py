@@ -39,6 +39,10 @@ class CompileOptions:
     pid: int | None = None
     has_cpid: bool = False
     optional_params: bool = False  # a stdlib tool: unset $N read as 0 silently (context.CheckOptions)
+    # Definitions that come before the script as sources of their own (the
+    # REPL's macros and .import lines): merged as imports are, diagnostics
+    # at their own lines.
+    preludes: list[SourceFile] = field(default_factory=list)
     include_dirs: list[str] = field(default_factory=lambda: list(DEFAULT_INCLUDE_DIRS))
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # Where derived data (preprocessed headers) is kept between runs; None: nowhere.
@@ -130,6 +134,9 @@ def imports_pass(c: Compilation) -> None:
     bpftrace 0.25+, where they are builtins or an implicit stdlib."""
     assert c.program is not None
     from .imports import implicit_base, resolve
+    if c.options.preludes:
+        from .imports import merge_preludes
+        merge_preludes(c.program, c.options.preludes, c.options.environ, c.diags)
     implicit = implicit_base(c.program, lambda name: c.registry.get(name) is not None)
     if c.program.imports or implicit:
         resolve(c.program, c.source, c.options.environ, c.diags, implicit=implicit)

@@ -172,3 +172,15 @@ def test_tab_completes_probes_of_the_live_kernel(repl: Tmux) -> None:
     # Several colours on the input line: the lexer told keywords, maps and
     # functions apart.
     assert line.count("\x1b[") >= 3, repr(line)
+
+
+def test_macros_typed_before_a_probe_set(repl: Tmux) -> None:
+    """A line that only defines a macro is kept; the next probe sets use it
+    (and the stdlib's names after an import line)."""
+    repl.type_line("macro twice(x) { x * 2 }")
+    repl.wait_for("defined for the next probe sets: macro twice")
+    repl.type_line('import "errno"; ')  # (a trailing ';' would end tmux's command)
+    repl.wait_for('defined for the next probe sets: import "errno"')
+    repl.type_line('BEGIN { printf("twice=%d %s\\n", twice(21), errno_name(2)); exit(); }')
+    repl.wait_for("twice=42 ENOENT")
+    repl.wait_for("no probes running")

@@ -167,3 +167,18 @@ def test_base_macros_need_no_import(tmp_path: Path, fake_kernel) -> None:  # typ
     main = _write(tmp_path / "s.pt", "macro ppid() { 3 }\nBEGIN { @x = ppid; }\n")
     comp, text = _compile(main, fake_kernel, until="macros")
     assert text == "" and _value(comp) == ast.Integer(3)
+
+
+def test_preludes_come_before_the_script_with_their_own_locations(fake_kernel) -> None:  # type: ignore[no-untyped-def]
+    """The REPL's definition lines: sources of their own before the script;
+    a later one replaces an earlier macro, the script's own replaces both."""
+    first = SourceFile("definition 1", "macro twice(x) { x * 2 }\nmacro bad(x) { x + \"s\" }")
+    second = SourceFile("definition 2", "macro twice(x) { x * 20 }")
+    diags = Diagnostics()
+    comp = run(SourceFile("stdin", "BEGIN { @x = twice(1); }"),
+               CompileOptions(kernel=fake_kernel, environ={}, preludes=[first, second]), diags)
+    assert diags.render() == "" and _value(comp) == ast.Binary("*", ast.Integer(1), ast.Integer(20))
+    diags = Diagnostics()
+    run(SourceFile("stdin", "BEGIN { @x = bad(1); }"), CompileOptions(kernel=fake_kernel, environ={}, preludes=[first]),
+        diags)
+    assert diags.render().startswith("definition 1:2:16: error: '+' cannot be applied to int64 and string[2]")

@@ -149,3 +149,11 @@ def test_import_checks_the_snippet_exists(tmp_path: Path) -> None:
     assert "usage: .import NAME" in err
     assert f'import "{snippet}"; is added before each next probe set' in out
     assert repl.state.imports == [str(snippet)]
+
+
+def test_definitions_are_kept_for_the_next_probe_sets(tmp_path: Path) -> None:
+    out, err, repl = run_repl('macro twice(x) { x * 2 }\rimport "errno";\r', tmp_path)
+    assert "defined for the next probe sets: macro twice\n" in out
+    assert 'defined for the next probe sets: import "errno"\n' in out
+    assert repl.state.definitions == ["macro twice(x) { x * 2 }", 'import "errno";']
+    assert repl.state.accepted == repl.state.definitions  # .save writes them too
