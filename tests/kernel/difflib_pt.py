@@ -82,15 +82,20 @@ def run_both(script: Script, workload: Callable[[], None] | None = None, *, para
         workload()
     if not wait_exit:
         time.sleep(settle)
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
+        interrupt(procs)
     results = {}
     for t, p in procs.items():
         rest, err = _finish(t, p, deadline, resend=not wait_exit)
         results[t] = Result(p.returncode, (outs[t] + rest).decode("utf-8", "replace"),
                             (errs[t] + err).decode("utf-8", "replace"))
     return results
+
+
+def interrupt(procs: dict[str, subprocess.Popen]) -> None:  # type: ignore[type-arg]
+    """SIGINT every tracer still running (as Ctrl-C would)."""
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
 
 
 def _finish(tool: str, p: subprocess.Popen, deadline: float, resend: bool) -> tuple[bytes, bytes]:

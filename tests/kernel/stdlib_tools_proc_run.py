@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .difflib_pt import _ready, pick, pinned, ready
+from .difflib_pt import _ready, interrupt, pick, pinned, ready
 from .harness import READY, Result
 
 
@@ -73,9 +73,7 @@ def run_tools(name: str, workload: Callable[[], None] | None, *, params: list[st
     if all(started(t) for t in tracers) and workload is not None:
         workload()
     time.sleep(settle)
-    for p in procs.values():
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
+    interrupt(procs)
     results = {}
     for t, p in procs.items():
         # bpftrace 0.17 now and then misses the SIGINT (difflib_pt._finish): again every second.

@@ -34,8 +34,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from .difflib_pt import (BPFTRACE, Forked, _finish, _ready, column, compare, have_bpftrace, pick, pytrace_only, same,
-                         tool_script)
+from .difflib_pt import (BPFTRACE, Forked, _finish, _ready, column, compare, have_bpftrace, interrupt, pick,
+                         pytrace_only, same, tool_script)
 from .harness import READY, Result
 
 pytestmark = pytest.mark.kernel
@@ -81,9 +81,7 @@ def run_tool(name: str, args: list[str], workload: Callable[[], None], *, bpftra
             workload()
     finally:
         time.sleep(settle)
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
+        interrupt(procs)
     results = {}
     for t, p in procs.items():
         rest, err = _finish(t, p, deadline, resend=True)
