@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 
+from ..errors import EnvironmentProblem
 from ..frontend.ast import AttachPoint
 from ..kernel.info import has_wildcard
 from ..semantic.types import U64
@@ -25,6 +26,14 @@ from .base import (PROG_KPROBE, AttachEnv, ListEnv, ProgramShape, Provider, Reso
 KPROBE_PMU = "/sys/bus/event_source/devices/kprobe/type"
 
 _FUNC = re.compile(r"^[A-Za-z_.*?\[\]][A-Za-z0-9_.*?\[\]]*$")
+
+
+class KprobeAttachFailed(EnvironmentProblem):
+    """The kernel refused one kprobe (the function is inlined, missing or
+    cannot be probed).  The runtime skips it with a warning when its probe
+    names more than one function, as bpftrace 0.17 does: Debian's biolatency
+    lists ``blk_account_io_start`` and ``__blk_account_io_start``, and 6.1
+    has neither (the first is inlined)."""
 
 
 class KprobeProvider(Provider):
@@ -41,7 +50,6 @@ class KprobeProvider(Provider):
         return ProgramShape("kprobe", "regs", PROG_KPROBE)
 
     def attach(self, a: ResolvedAttach, prog_fd: int, env: AttachEnv) -> list:  # type: ignore[type-arg]
-        from ..errors import EnvironmentProblem
         d = a.detail
         if not os.path.exists(KPROBE_PMU):
             # One sentence, no separate hint: what is missing and what to use instead.
@@ -59,7 +67,7 @@ class KprobeProvider(Provider):
             return [attach_kprobe(prog_fd, func, int(d.get("offset") or 0), retprobe=self.is_return,
                                   address=d.get("address"))]
         except BpfError as exc:
-            raise EnvironmentProblem(f"cannot attach {a.target}: {exc.message}",
+            raise KprobeAttachFailed(f"cannot attach {a.target}: {exc.message}",
                                      "the function may be inlined, static or marked notrace; "
                                      "list what can be probed with: pytrace -l 'kprobe:*'") from None
 

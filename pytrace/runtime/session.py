@@ -348,7 +348,8 @@ class Session(OutputWriter, MapOutput):
             count += len(spec.attaches)
             if spec.kind in ("begin", "end"):
                 continue
-            self.attachments.extend(attach_program(spec, self.prog_fds[spec.name], self.comp.providers, env))
+            self.attachments.extend(attach_program(spec, self.prog_fds[spec.name], self.comp.providers, env,
+                                                   warn=lambda m: print(f"WARNING: {m}", file=self.err)))
         return count
 
     # ------------------------------------------------------------------ running
