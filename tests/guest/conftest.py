@@ -2,21 +2,29 @@
 
 They run only inside the QEMU guest that scripts/test-kernels boots
 (tests/kernels/qemu.py sets PYTRACE_KERNEL_GUEST=1) on a kernel that has the
-kprobe PMU.  Everywhere else, including the normal suite (scripts/test runs
-``pytest tests``), every test here is skipped with the reason.  Tests marked
-``slow`` are left out of ``scripts/test-kernels --fast`` (CI).
+kprobe PMU.  Elsewhere tests/conftest.py does not collect this directory at
+all; if it is collected anyway (PYTRACE_KERNEL_GUEST=1 on another machine),
+every test is skipped with the reason.  Tests marked ``slow`` are left out
+of ``scripts/test-kernels --fast`` (CI).  When the guest session ends, no
+pytrace BPF program (named ``pt*``) may be left in the guest's kernel.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 HERE = Path(__file__).parent
 GUEST_ENV = "PYTRACE_KERNEL_GUEST"
 KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
+# The host's bpftool, seen through the guest's shared root.
+BPFTOOL = "/usr/sbin/bpftool"
 
 
 def in_guest() -> str | None:
@@ -43,3 +51,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if HERE in Path(str(item.path)).parents:
             item.add_marker(skip)
+
+
+def pytrace_programs() -> dict[int, str]:
+    """Every loaded BPF program named like pytrace's (``pt*``) by id, with
+    the processes holding it.  In the guest nothing else runs pytrace, so a
+    program still held by a live process is a leak too (a tracer that never
+    ended), not only one that outlived its process."""
+    out = subprocess.run([BPFTOOL, "-j", "prog", "show"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"bpftool prog show failed: {out.stderr.strip()}"
+    progs = json.loads(out.stdout or "[]")
+    return {p["id"]: p.get("name", "") + "".join(f' ({o.get("comm")}[{o.get("pid")}])' for o in p.get("pids", []))
+            for p in progs if p.get("name", "").startswith("pt")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind() -> Iterator[None]:
+    """At the end of the guest session: every pytrace program is gone.  A
+    leftover fails the session (an error at the last test's teardown)."""
+    if in_guest() is not None:
+        yield
+        return
+    assert os.path.exists(BPFTOOL), f"{BPFTOOL} is needed to check for leftover BPF programs"
+    before = set(pytrace_programs())
+    yield
+    left = {i: d for i, d in pytrace_programs().items() if i not in before}
+    # A tracer that is exiting has closed its fds while the kernel frees its
+    # programs (RCU): look again for a few seconds before calling it a leak.
+    deadline = time.monotonic() + 10
+    while left and time.monotonic() < deadline:
+        time.sleep(1)
+        now = pytrace_programs()
+        left = {i: now[i] for i in left if i in now}
+    assert not left, f"pytrace BPF programs left behind in the guest: {sorted(f'{d}#{i}' for i, d in left.items())}"

@@ -139,6 +139,28 @@ def lookups(root: str, n: int) -> Callable[[], None]:
     return run
 
 
+def direct_reads(device: str, calls: Sequence[tuple[int, int]]) -> Callable[[], None]:
+    """One O_DIRECT pread of ``size`` bytes at ``offset`` per (size, offset):
+    one block request each (no page cache, sizes under max_sectors_kb)."""
+    def run() -> None:
+        import mmap
+        fd = os.open(device, os.O_RDONLY | os.O_DIRECT)
+        try:
+            for size, offset in calls:
+                with mmap.mmap(-1, size) as buf:   # page-aligned, as O_DIRECT needs
+                    assert os.preadv(fd, [buf], offset) == size
+        finally:
+            os.close(fd)
+    return run
+
+
+def reads_completed(device: str) -> int:
+    """The device's completed read requests (the first field of
+    /sys/block/<dev>/stat)."""
+    with open(f"/sys/block/{os.path.basename(device)}/stat") as f:
+        return int(f.read().split()[0])
+
+
 def chain(*steps: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
         for step in steps:

@@ -10,7 +10,8 @@ This module owns the kernel-matrix harness (recipe and measured facts:
 * the uncompressed vmlinux is cut out of the bzImage and booted through PVH
   (the xz decompressor costs ~3.5 s under TCG), cached next to the kernel;
 * a cached gzip initramfs holds static busybox, ``/init`` and the modules the
-  boot needs (virtio, 9p, overlay, virtio_console: all ``=m`` in Debian); the
+  boot needs (virtio, 9p, overlay, virtio_console, virtio_blk: all ``=m`` in
+  Debian); a sparse per-run raw image is the guest's /dev/vda; the
   per-run files (the command, the rw shares) go in a second, uncompressed newc
   archive appended at a 4-byte-aligned offset (the kernel ignores a segment
   that is not aligned);
@@ -54,9 +55,15 @@ from typing import Callable, Iterator, Mapping, Sequence
 DEFAULT_CACHE = Path("/var/cache/pytrace-kernels")
 # Set in the guest's environment; tests/guest checks it (with the kprobe PMU).
 GUEST_ENV = "PYTRACE_KERNEL_GUEST"
-# What /init must load to reach the 9p root and the virtio-serial ports; the
-# closure over modules.dep adds netfs, fscache, virtio_ring, ...
-BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_console")
+# What /init must load to reach the 9p root, the virtio-serial ports and the
+# scratch disk (virtio_blk is =m in Debian's 6.1); the closure over
+# modules.dep adds netfs, fscache, virtio_ring, ...
+BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_console", "virtio_blk")
+# The guest's only block device, /dev/vda: a sparse raw image made per run in
+# the run's temporary directory, so block-layer probes see nothing but the
+# I/O a test makes (the root is 9p + overlay + tmpfs, which issue none).
+DISK_MIB = 64
+GUEST_DISK = "/dev/vda"
 # Bumped when /init or the archive layout changes, so cached images rebuild.
 LAYOUT_VERSION = "3"
 NINEP_OPTS = "trans=virtio,version=9p2000.L,msize=262144"
@@ -408,11 +415,13 @@ def _qemu_path(p: str) -> str:
 def run(command: str | Sequence[str], *, kernel: Kernel | None = None, timeout: float = 600,
         env: Mapping[str, str] | None = None, cwd: str = "/", rw_shares: Sequence[str] = (),
         on_stdout: Output | None = None, on_stderr: Output | None = None,
-        memory: str = "2048M", smp: int = 1) -> GuestResult:
+        memory: str = "2048M", smp: int = 1, disk_mib: int = DISK_MIB) -> GuestResult:
     """Boot ``kernel``, run ``command`` (a bash string or an argv) as root, power off.
 
     ``rw_shares`` are host directories mounted read-write at the same path in
-    the guest (everything else is a copy-on-write view of the host).  Output
+    the guest (everything else is a copy-on-write view of the host).  A
+    zero-filled ``disk_mib`` MiB virtio disk is the guest's ``/dev/vda``
+    (none when 0); it is deleted with the run's temporary directory.  Output
     is streamed to ``on_stdout``/``on_stderr`` as it arrives and also returned.
     """
     kernel = kernel or default_kernel()
@@ -456,6 +465,13 @@ def run(command: str | Sequence[str], *, kernel: Kernel | None = None, timeout: 
             fds[rfd] = (buf, cb)
             argv += ["-chardev", f"pipe,id=rik{name},path={_qemu_path(str(base_path))}",
                      "-device", f"virtserialport,chardev=rik{name},name=rik.{name}"]
+        if disk_mib > 0:
+            disk = t / "disk.raw"
+            with open(disk, "wb") as f:
+                f.truncate(disk_mib << 20)      # sparse: costs no host disk space
+            # cache=none: the host's page cache stays out of the guest's I/O
+            # timings (QEMU opens the image O_DIRECT).
+            argv += ["-drive", f"file={_qemu_path(str(disk))},if=virtio,format=raw,cache=none,aio=threads"]
         for tag, p in shares:
             argv += ["-fsdev", f"local,id={tag},path={_qemu_path(p)},security_model=none,multidevs=remap",
                      "-device", f"virtio-9p-pci,fsdev={tag},mount_tag={tag}"]
