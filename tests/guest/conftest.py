@@ -84,3 +84,11 @@ def nothing_left_behind() -> Iterator[None]:
         now = pytrace_programs()
         left = {i: now[i] for i in left if i in now}
     assert not left, f"pytrace BPF programs left behind in the guest: {sorted(f'{d}#{i}' for i, d in left.items())}"
+
+
+@pytest.fixture()
+def data(tmp_path: Path) -> str:
+    """A 250-block file to read.  /tmp is the overlay (upper layer tmpfs):
+    reads go through ovl_read_iter."""
+    from .workload import make_file
+    return make_file(str(tmp_path / "data"), 250)

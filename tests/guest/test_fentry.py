@@ -6,21 +6,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.kernel.difflib_pt import pytrace_only
 
-from .workload import COMM, in_child, make_file, preads
+from .workload import COMM, in_child, preads
 
 pytestmark = pytest.mark.kernel
 ONLY = f'/comm == "{COMM}"/'
-
-
-@pytest.fixture()
-def data(tmp_path: Path) -> str:
-    return make_file(str(tmp_path / "data"), 250)
 
 
 def run(script: str, workload: object) -> str:

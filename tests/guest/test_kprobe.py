@@ -7,22 +7,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.kernel.difflib_pt import pytrace_only
 
-from .workload import COMM, chain, in_child, make_file, preads, reads, readvs
+from .workload import COMM, chain, in_child, preads, reads, readvs
 
 pytestmark = pytest.mark.kernel
 ONLY = f'/comm == "{COMM}"/'
-
-
-@pytest.fixture()
-def data(tmp_path: Path) -> str:
-    # /tmp is the overlay (upper layer tmpfs): reads go through ovl_read_iter.
-    return make_file(str(tmp_path / "data"), 250)
 
 
 def run(script: str, workload: object) -> str:
