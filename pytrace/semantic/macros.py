@@ -38,7 +38,8 @@ _SKIP = frozenset({"span", "ty", "depth", "name_span", "call_span"})
 
 def rewrite(node: N, hook: Hook) -> N:
     """A copy of ``node`` where ``hook`` replaces the nodes it returns a
-    value for (their children are not visited); spans are shared."""
+    value for (their children are not visited); spans are shared, nodes
+    never are."""
     out = hook(node)
     if out is not None:
         return out  # type: ignore[return-value]
@@ -53,7 +54,10 @@ def rewrite(node: N, hook: Hook) -> N:
             changes[f.name] = [rewrite(v, hook) if isinstance(v, ast.Node) else v for v in value]
         elif isinstance(value, tuple):
             changes[f.name] = tuple(rewrite(v, hook) if isinstance(v, ast.Node) else v for v in value)
-    return replace(node, **changes) if changes else node
+    # Leaves are copied too: the checker writes each node's type on it, and
+    # one macro expanded in two probes (say `args` of two tracepoints) must
+    # not share a node whose type differs between them.
+    return replace(node, **changes)
 
 
 class Expander:

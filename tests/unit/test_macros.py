@@ -142,3 +142,12 @@ def test_macro_diagnostics(script: str, expected: str, fake_kernel) -> None:  # 
     _, diags = compile_text(script, fake_kernel)
     assert diags.render() == expected
     assert diags.has_errors()
+
+
+def test_expansions_share_no_node(fake_kernel) -> None:  # type: ignore[no-untyped-def]
+    """The checker types nodes in place: two expansions (in two probes, where
+    `args` differs) must not share one."""
+    comp, diags = compile_text("macro seven() { 7 }\nBEGIN { @a = seven; } END { @b = seven; }", fake_kernel)
+    assert diags.render() == ""
+    first, second = (p.body.stmts[0].value for p in comp.program.probes)
+    assert first == second and first is not second
