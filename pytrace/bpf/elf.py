@@ -14,29 +14,25 @@ from __future__ import annotations
 
 import struct
 
-from ..records import dataclass, field
+from ..records import dataclass
 from .insn import INSN_SIZE
 from .maps import BpfMap
 from .syscalls import (BPF_F_RDONLY_PROG, BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC, BPF_PSEUDO_MAP_FD,
                        BPF_PSEUDO_MAP_VALUE, MapType)
 
-# Section types, symbol types/bindings and special indices (ELF gABI).
-SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA = 0, 1, 2, 3, 4
-SHT_NOBITS, SHT_REL, SHT_DYNSYM = 8, 9, 11
-SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
-STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION = 0, 1, 2, 3
-STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
-SHN_UNDEF, SHN_ABS, SHN_XINDEX = 0, 0xFFF1, 0xFFFF
-PT_LOAD = 1
+# The ELF format itself (constants, layouts, records) is shared with the
+# reader of user binaries; these names stay importable from here.
+from ..elfformat import (EHDR as _EHDR, PHDR as _PHDR, PT_LOAD, SHDR as _SHDR, SHF_ALLOC,  # noqa: F401
+                         SHF_EXECINSTR, SHF_WRITE, SHN_ABS, SHN_UNDEF, SHN_XINDEX, SHT_DYNSYM, SHT_NOBITS,
+                         SHT_NULL, SHT_PROGBITS, SHT_REL, SHT_RELA, SHT_STRTAB, SHT_SYMTAB, STB_GLOBAL,
+                         STB_LOCAL, STB_WEAK, STT_FUNC, STT_NOTYPE, STT_OBJECT, STT_SECTION, SYM as _SYM,
+                         ElfError, Section, Segment)
+
 EM_BPF = 247
 
 # BPF relocation types (llvm/BinaryFormat/ELFRelocs/BPF.def).
 R_BPF_NONE, R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_32 = 0, 1, 2, 3, 10
 
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-_SHDR = struct.Struct("<IIQQQQIIQQ")
-_PHDR = struct.Struct("<IIQQQQQQ")
-_SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 _RELA = struct.Struct("<QQq")
 _LD_IMM64 = 0x18  # BPF_LD | BPF_IMM | BPF_DW
@@ -47,27 +43,8 @@ MAP_SECTIONS = ("maps", ".maps")
 DATA_PREFIXES = (".rodata", ".data", ".bss")
 
 
-class ElfError(ValueError):
-    """The file is not an ELF object this reader understands."""
-
-
 class LinkError(ValueError):
     """A program section has a relocation the linker cannot resolve."""
-
-
-@dataclass(frozen=True)
-class Section:
-    index: int
-    name: str
-    type: int
-    flags: int
-    addr: int
-    offset: int
-    size: int
-    link: int
-    info: int
-    entsize: int
-    data: bytes = field(repr=False)  # empty for SHT_NOBITS (.bss): use size
 
 
 @dataclass(frozen=True)
@@ -87,16 +64,6 @@ class Relocation:
     symbol: int  # index into the symbol table
     type: int
     addend: int | None  # None for SHT_REL: the addend sits in the instruction
-
-
-@dataclass(frozen=True)
-class Segment:
-    type: int
-    flags: int
-    offset: int
-    vaddr: int
-    filesz: int
-    memsz: int
 
 
 @dataclass

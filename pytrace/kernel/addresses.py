@@ -12,7 +12,7 @@ def default_resolve(kind: str, name: str, binary: str | None = None) -> int | No
     """kaddr()/cgroupid(), and uaddr() in ``binary``: the resolver of --emit
     and of the runtime."""
     if kind == "uaddr":
-        from ..bpf.elf import ElfError
+        from ..elfformat import ElfError
         from .elfsyms import find_symbol
         try:
             sym = find_symbol(binary, name) if binary else None

@@ -19,9 +19,9 @@ debug file of hundreds of MB makes prohibitive.
 the way the dynamic loader would: a path, a library's short name through
 /etc/ld.so.cache, or an executable on PATH.
 
-The ELF constants and the Section/Segment records are this module's own
-(same fields as ``pytrace.bpf.elf``'s): importing bpf.elf would pull the
-bpf(2) layer into ``pytrace -l``, which never loads a program.
+The ELF format (constants, layouts, Section/Segment, ElfError) comes from
+``pytrace.elfformat``, shared with the BPF object linker without pulling
+the bpf(2) layer into ``pytrace -l``, which never loads a program.
 """
 
 from __future__ import annotations
@@ -44,56 +44,15 @@ __all__ = ["ElfHeaders", "ElfSymbols", "Symbol", "SymbolTable", "find_debug_file
            "load_symbol_table", "parse_notes", "LD_SO_CACHE", "parse_ld_so_cache", "read_ld_so_cache",
            "resolve_library"]
 
-# ELF gABI section types, symbol types and bindings, special indices.
-SHT_NULL, SHT_SYMTAB, SHT_NOBITS, SHT_DYNSYM = 0, 2, 8, 11
-STT_OBJECT, STT_FUNC = 1, 2
-STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
-SHN_UNDEF, SHN_XINDEX = 0, 0xFFFF
-PT_LOAD = 1
-STT_GNU_IFUNC = 10
-STB_GNU_UNIQUE = 10
-SHT_NOTE = 7
-SHT_GNU_VERSYM = 0x6FFFFFFF
+from ..elfformat import (EHDR as _EHDR, PHDR as _PHDR, PT_LOAD, SHDR as _SHDR, SHN_UNDEF,  # noqa: F401
+                         SHN_XINDEX, SHT_DYNSYM, SHT_GNU_VERSYM, SHT_NOBITS, SHT_NOTE, SHT_NULL, SHT_SYMTAB,
+                         STB_GLOBAL, STB_GNU_UNIQUE, STB_LOCAL, STB_WEAK, STT_FUNC, STT_GNU_IFUNC, STT_OBJECT,
+                         SYM as _SYM, ElfError, Section, Segment)
+
 VERSYM_HIDDEN = 0x8000  # a non-default version (name@VER, not name@@VER)
 NT_GNU_BUILD_ID = 3
 DEBUG_ROOT = "/usr/lib/debug"
-
-# Same layouts as pytrace.bpf.elf (ELF64 little-endian).
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-_SHDR = struct.Struct("<IIQQQQIIQQ")
-_PHDR = struct.Struct("<IIQQQQQQ")
-_SYM = struct.Struct("<IBBHQQ")
 _NOTE = struct.Struct("<III")
-
-
-class Section(NamedTuple):
-    index: int
-    name: str
-    type: int
-    flags: int
-    addr: int
-    offset: int
-    size: int
-    link: int
-    info: int
-    entsize: int
-    data: bytes = b""  # always empty here: ElfHeaders.read() reads on demand
-
-
-class Segment(NamedTuple):
-    type: int
-    flags: int
-    offset: int
-    vaddr: int
-    filesz: int
-    memsz: int
-
-
-def elf_error(message: str) -> ValueError:
-    """``pytrace.bpf.elf.ElfError`` (what callers catch), imported only when
-    a file is refused: see the module docstring."""
-    from ..bpf.elf import ElfError
-    return ElfError(message)
 
 
 @dataclass(frozen=True)
@@ -112,9 +71,9 @@ class ElfHeaders:
         with open(path, "rb") as fh:
             head = fh.read(_EHDR.size)
             if len(head) < _EHDR.size or head[:4] != b"\x7fELF":
-                raise elf_error(f"{path}: not an ELF file")
+                raise ElfError(f"{path}: not an ELF file")
             if head[4] != 2 or head[5] != 1:
-                raise elf_error(f"{path}: only 64-bit little-endian ELF files are supported")
+                raise ElfError(f"{path}: only 64-bit little-endian ELF files are supported")
             (_, etype, machine, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum,
              shstrndx) = _EHDR.unpack(head)
             try:
@@ -138,7 +97,7 @@ class ElfHeaders:
                     fh.seek(shdrs[shstrndx][4])
                     names = fh.read(shdrs[shstrndx][5])
             except struct.error:
-                raise elf_error(f"{path}: truncated ELF headers") from None
+                raise ElfError(f"{path}: truncated ELF headers") from None
         sections = [Section(i, _cstr(names, nm), typ, flags, addr, off, size, link, info, entsize, b"")
                     for i, (nm, typ, flags, addr, off, size, link, info, _al, entsize) in enumerate(shdrs)]
         return cls(path, etype, machine, sections, segments)
@@ -157,7 +116,7 @@ class ElfHeaders:
             fh.seek(section.offset)
             data = fh.read(section.size)
         if len(data) != section.size:
-            raise elf_error(f"{self.path}: section {section.name!r} runs past the end of the file")
+            raise ElfError(f"{self.path}: section {section.name!r} runs past the end of the file")
         return data
 
     def file_offset(self, vaddr: int) -> int | None:
