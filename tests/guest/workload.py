@@ -5,35 +5,27 @@ tracers' pipes, which would count as vfs_read calls of its own)."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 from typing import Callable, Sequence
 
+from tests.kernel.difflib_pt import fork_named, reap
+
 COMM = "ptwork"
-PR_SET_NAME = 15
 # Appended to differential scripts: the workload child ends with getppid(2),
 # and both tracers exit on their own.  Stopping them with SIGINT instead is
 # flaky under TCG: bpftrace 0.17 takes over a second to exit, and the
 # harness's second SIGINT (difflib_pt._finish) kills it before it prints.
 END_PROBE = f'tracepoint:syscalls:sys_enter_getppid /comm == "{COMM}"/ {{ exit(); }}'
 
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def in_child(fn: Callable[[], None], comm: str = COMM) -> int:
     """Run ``fn`` in a forked child named ``comm``; wait; return its pid."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            _libc.prctl(PR_SET_NAME, comm.encode(), 0, 0, 0)
-            fn()
-            os.getppid()   # the end of the workload, for END_PROBE
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "the workload child failed"
+    def work() -> None:
+        fn()
+        os.getppid()   # the end of the workload, for END_PROBE
+    pid = fork_named(comm, work)
+    reap(pid)
     return pid
 
 

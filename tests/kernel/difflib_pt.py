@@ -320,6 +320,30 @@ def forked(fn: Callable[[], None], cpu: int = 0) -> int:
     return pid
 
 
+PR_SET_NAME = 15
+
+
+def fork_named(comm: str, fn: Callable[[], None]) -> int:
+    """Run ``fn`` in a child called ``comm`` (scripts filter on it); its pid
+    (reap it with ``reap``)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            _libc.prctl(PR_SET_NAME, comm.encode(), 0, 0, 0)
+            fn()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def reap(pid: int) -> None:
+    """Wait for a workload child; it must have succeeded."""
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, f"workload child {pid} failed"
+
+
 def pinned(cpu: int = 0) -> Callable[[], None]:
     """A subprocess preexec_fn that pins the child to one CPU (see forked)."""
     return lambda: os.sched_setaffinity(0, {cpu})

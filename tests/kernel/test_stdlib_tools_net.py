@@ -38,17 +38,15 @@ from typing import Callable, Iterator
 
 import pytest
 
-from .difflib_pt import compare, have_bpftrace, ready, run_both
+from .difflib_pt import compare, fork_named, have_bpftrace, ready, reap, run_both
 from .harness import READY, Result
 
 pytestmark = [pytest.mark.kernel]
 
-_libc = ctypes.CDLL(None, use_errno=True)
 COMM = Path("/proc/self/comm").read_text().strip()
 FAMILIES = ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"))
 TIME = re.compile(r"^\d\d:\d\d:\d\d $")
 SO_ATTACH_FILTER, SO_DETACH_FILTER = 26, 27
-PR_SET_NAME = 15
 TOOLS = Path(__file__).resolve().parents[2] / "stdlib" / "tools"
 needs_bpftrace = pytest.mark.skipif(not have_bpftrace(), reason="needs bpftrace 0.17")
 
@@ -104,25 +102,6 @@ def closed_port(fam: int, host: str) -> int:
     with socket.socket(fam) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def fork_named(comm: str, fn: Callable[[], None]) -> int:
-    """Run ``fn`` in a child called ``comm``; its pid (reap it with os.waitpid)."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            _libc.prctl(PR_SET_NAME, comm.encode(), 0, 0, 0)
-            fn()
-            code = 0
-        finally:
-            os._exit(code)
-    return pid
-
-
-def reap(pid: int) -> None:
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def drop_all(s: socket.socket) -> None:
